@@ -1,0 +1,41 @@
+# The README's two commands are `make demo` (main job) and `make test` (the whole suite).
+# Each creates the virtual environment when it is missing.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The torch build pinned for this project's machines; override on a GPU server, e.g.
+#   make TORCH_SPEC="torch==2.5.1 torchvision==0.20.1" venv
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PROFILE ?= demo
+
+.PHONY: venv demo test lint unit nbval notebooks clean
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# Main job: every tutorial notebook, headless, on the built-in phantom (executed copies under runs/).
+demo: venv
+	$(PY) -m edenkit notebooks --profile $(PROFILE) --out runs/$(PROFILE)
+
+# The whole suite: lint, unit tests, then every notebook through nbval in the `ci` profile.
+test: venv lint unit nbval
+
+lint: venv
+	$(VENV)/bin/ruff check edenkit tests data_download benchmarks
+
+unit: venv
+	$(PY) -m pytest tests
+
+nbval: venv
+	rm -rf build/nbval
+	$(PY) -m edenkit notebooks --profile ci --prepare-only --out build/nbval
+	$(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
+
+clean:
+	rm -rf build runs/ci

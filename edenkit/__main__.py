@@ -1,0 +1,3 @@
+from edenkit.cli import main
+
+raise SystemExit(main())
