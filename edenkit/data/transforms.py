@@ -1,0 +1,70 @@
+"""Two-view augmentation for single-channel anchors (MoCo-v2 / Adam positives).
+
+Each view, independently, as in the paper and the released code (same order):
+RandomResizedCrop(size, scale 0.2-1.0) -> ColorJitter(0.4, 0.4, 0.4, 0.1) with p=0.8 -> Gaussian blur
+(sigma 0.1-2.0) with p=0.5 -> RandomRotation(30 degrees). No horizontal flip (anatomy is not left-right
+symmetric) and no random grayscale (the images are grey already). Normalization is not done here:
+every model calls ``to_backbone_input``, so views stay in [0, 1].
+
+On a single-channel image only brightness and contrast of the colour jitter do anything; torchvision
+returns the image unchanged for saturation and hue (as PIL does). They are kept so the draws match the
+paper's settings, and cost nothing.
+
+The blur's sigma range is given in pixels of a 224-px view (the paper's size) and scaled to ``size``,
+with a kernel of about 10% of the view (as in SimCLR), so a small demo view is blurred as much,
+relative to its content, as a 224-px one. Rotation uses bilinear interpolation with black corners.
+
+Randomness: torchvision's random transforms draw from the global torch RNG. ``TwoViewAugment`` runs them
+inside ``torch.random.fork_rng`` seeded from the caller's ``torch.Generator``, so that generator is the
+only source of randomness and the global RNG state is left untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import InterpolationMode, v2
+
+PAPER_VIEW_SIZE = 224
+
+
+class TwoViewAugment:
+    """``TwoViewAugment(size)(anchor [1, h, w], generator) -> (view1, view2)``, each [1, size, size]."""
+
+    def __init__(
+        self,
+        size: int,
+        scale: tuple[float, float] = (0.2, 1.0),
+        jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1),
+        jitter_p: float = 0.8,
+        blur_sigma: tuple[float, float] = (0.1, 2.0),
+        blur_p: float = 0.5,
+        degrees: float = 30.0,
+    ):
+        if size < 8:
+            raise ValueError(f"TwoViewAugment: view size must be >= 8 pixels, got {size}")
+        self.size = size
+        relative = size / PAPER_VIEW_SIZE
+        sigma = (blur_sigma[0] * relative, blur_sigma[1] * relative)
+        kernel = max(3, int(0.1 * size) // 2 * 2 + 1)  # odd, about 10% of the view
+        brightness, contrast, saturation, hue = jitter
+        self.view = v2.Compose(
+            [
+                v2.RandomResizedCrop(size, scale=scale, antialias=True),
+                v2.RandomApply([v2.ColorJitter(brightness, contrast, saturation, hue)], p=jitter_p),
+                v2.RandomApply([v2.GaussianBlur(kernel, sigma=sigma)], p=blur_p),
+                v2.RandomRotation(degrees, interpolation=InterpolationMode.BILINEAR),
+            ]
+        )
+
+    def __call__(self, anchor: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if anchor.ndim != 3 or anchor.shape[0] != 1 or not anchor.is_floating_point():
+            raise ValueError(
+                f"TwoViewAugment expects a float anchor [1, h, w] in [0, 1], got {anchor.dtype} {tuple(anchor.shape)}"
+            )
+        seed = int(torch.randint(2**62, (), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.view(anchor), self.view(anchor)
+
+    def __repr__(self) -> str:
+        return f"TwoViewAugment({self.view})"

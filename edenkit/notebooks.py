@@ -1,0 +1,172 @@
+"""``python -m edenkit notebooks``: run the tutorial notebooks headless with papermill.
+
+Parameters come from ``notebooks/params/<profile>.yaml``: the ``common`` section goes to every notebook
+that declares the key in its ``parameters`` cell, and a section named after a notebook's stem adds or
+overrides keys for that notebook. ``-p key=value`` overrides both. Every notebook gets an absolute
+``out_dir`` (where its figures and results go). Executed copies and ``summary.json`` are written to
+``--out`` (default ``runs/<profile>``); the command exits non-zero if a notebook fails, naming the
+notebook and the failing cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edenkit.config import ConfigError, parse_overrides, read_yaml
+
+PROFILES = ("ci", "demo", "paper")
+NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str  # "ok", "failed" or "prepared"
+    seconds: float
+    output: str
+    error: str = ""
+
+
+def default_notebook_dir() -> Path:
+    """``./notebooks`` when run from a checkout, else the one beside the installed package."""
+    here = Path.cwd() / "notebooks"
+    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def discover(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order; ``only`` keeps those whose number or stem is listed."""
+    if not notebook_dir.is_dir():
+        raise FileNotFoundError(f"notebook folder not found: {notebook_dir}")
+    found = sorted(p for p in notebook_dir.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+    if not only:
+        return found
+    wanted = {w.strip() for item in only for w in item.split(",") if w.strip()}
+    chosen = [p for p in found if p.name[:2] in wanted or p.stem in wanted]
+    missing = wanted - {p.name[:2] for p in chosen} - {p.stem for p in chosen}
+    if missing:
+        raise FileNotFoundError(f"no notebook matches {sorted(missing)} in {notebook_dir}")
+    return chosen
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def notebook_parameters(
+    notebook: Path, profile_params: dict, overrides: dict, out_dir: Path, data_root: str | None
+) -> dict:
+    """The parameters one notebook receives: common & declared, its own section, then overrides."""
+    declared = declared_parameters(notebook)
+    common = profile_params.get("common") or {}
+    own = profile_params.get(notebook.stem) or {}
+    undeclared = sorted(set(own) - declared)
+    if undeclared:
+        raise ConfigError(
+            f"notebooks/params section {notebook.stem!r} sets {undeclared}, "
+            f"which the notebook's parameters cell does not declare"
+        )
+    params = {k: v for k, v in common.items() if k in declared}
+    params.update(own)
+    params.update({k: v for k, v in overrides.items() if k in declared})
+    extra = {"out_dir": str(out_dir.resolve())}
+    if data_root is not None:
+        extra["data_root"] = str(Path(data_root).expanduser().resolve())
+    params.update({k: v for k, v in extra.items() if k in declared})
+    return params
+
+
+def run_notebook(notebook: Path, output: Path, parameters: dict, prepare_only: bool = False) -> NotebookResult:
+    """Execute (or only parameterize) one notebook with papermill; never raises on a failing cell."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            prepare_only=prepare_only,
+        )
+        status, error = ("prepared" if prepare_only else "ok"), ""
+    except PapermillExecutionError as e:
+        status = "failed"
+        error = f"cell index {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}"
+    return NotebookResult(notebook.name, status, round(time.perf_counter() - start, 2), str(output), error)
+
+
+def run_all(
+    profile: str,
+    out: Path,
+    notebook_dir: Path | None = None,
+    only: list[str] | None = None,
+    overrides: list[str] | None = None,
+    data_root: str | None = None,
+    prepare_only: bool = False,
+    stop_on_error: bool = False,
+) -> list[NotebookResult]:
+    notebook_dir = Path(notebook_dir) if notebook_dir else default_notebook_dir()
+    notebooks = discover(notebook_dir, only)
+    params_file = notebook_dir / "params" / f"{profile}.yaml"
+    profile_params = read_yaml(params_file) if params_file.is_file() else {}
+    override_values = parse_overrides(overrides)
+    unknown = [k for k in override_values if not any(k in declared_parameters(nb) for nb in notebooks)]
+    if unknown:
+        raise ConfigError(f"parameter override {unknown[0]!r} is declared by none of the selected notebooks")
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for notebook in notebooks:
+        parameters = notebook_parameters(notebook, profile_params, override_values, out, data_root)
+        verb = "preparing" if prepare_only else "running"
+        print(f"[edenkit] {verb} {notebook.name} ({profile})", flush=True)
+        result = run_notebook(notebook, out / notebook.name, parameters, prepare_only)
+        print(f"[edenkit]   {result.status} in {result.seconds:.1f} s {result.error}".rstrip(), flush=True)
+        results.append(result)
+        if result.status == "failed" and stop_on_error:
+            break
+    summary = {"profile": profile, "results": [asdict(r) for r in results]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="demo", help="parameter profile (default: demo)")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (numbers or stems)")
+    parser.add_argument("--out", type=Path, help="where executed notebooks and summary.json go (default: runs/<profile>)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    parser.add_argument("--notebooks", type=Path, help="notebook folder (default: ./notebooks)")
+    parser.add_argument("--data-root", help="folder of the downloaded datasets (paper profile)")
+    parser.add_argument("--prepare-only", action="store_true", help="inject parameters without executing (for nbval)")
+    parser.add_argument("--stop-on-error", action="store_true", help="stop at the first failing notebook")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out or Path("runs") / args.profile
+    try:
+        results = run_all(
+            args.profile, out, args.notebooks, args.only, args.param, args.data_root, args.prepare_only, args.stop_on_error
+        )
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"edenkit notebooks: {e}", file=sys.stderr)
+        return 2
+    total = sum(r.seconds for r in results)
+    print(f"\n{'notebook':<36} {'result':<9} {'seconds':>8}")
+    for r in results:
+        print(f"{r.notebook:<36} {r.status:<9} {r.seconds:>8.1f}")
+    print(f"{'total':<36} {'':<9} {total:>8.1f}\nexecuted notebooks and summary.json in {out}")
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"FAILED: {r.notebook}: {r.error} (see {r.output})", file=sys.stderr)
+    return 1 if failed else 0

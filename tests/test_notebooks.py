@@ -1,0 +1,112 @@
+"""The notebook runner, and the rules every committed notebook follows.
+
+Executing the real notebooks is nbval's job (``make nbval``); these tests check the runner itself on
+small notebooks built here, and the committed notebooks' hygiene.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from edenkit.notebooks import PROFILES, discover, run_all
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _write_notebook(path: Path, params: str, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    first = nbformat.v4.new_code_cell(params)
+    first.metadata["tags"] = ["parameters"]
+    nb.cells = [first] + [nbformat.v4.new_code_cell(c) for c in cells]
+    path.write_text(nbformat.writes(nb))
+
+
+@pytest.fixture()
+def toy_notebooks(tmp_path):
+    folder = tmp_path / "notebooks"
+    (folder / "params").mkdir(parents=True)
+    _write_notebook(
+        folder / "00_ok.ipynb",
+        'profile = "x"\nout_dir = "."\nsize = 1',
+        "import json, pathlib\n"
+        "pathlib.Path(out_dir, 'seen.json').write_text(json.dumps({'profile': profile, 'size': size}))",
+    )
+    _write_notebook(folder / "01_broken.ipynb", "seed = 0", "x = 1", "raise ValueError('boom in cell two')")
+    (folder / "params" / "ci.yaml").write_text(yaml.safe_dump({"common": {"profile": "ci", "seed": 3}, "00_ok": {"size": 7}}))
+    return folder
+
+
+def test_runner_injects_parameters_and_writes_summary(toy_notebooks, tmp_path):
+    out = tmp_path / "out"
+    results = run_all("ci", out, toy_notebooks, only=["00"], overrides=["size=9"])
+    assert [r.status for r in results] == ["ok"]
+    assert json.loads((out / "seen.json").read_text()) == {"profile": "ci", "size": 9}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"][0]["notebook"] == "00_ok.ipynb" and summary["results"][0]["seconds"] > 0
+    assert (out / "00_ok.ipynb").is_file()
+
+
+def test_failing_cell_exits_nonzero_naming_notebook_and_cell(toy_notebooks, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "edenkit", "notebooks", "--profile", "ci", "--notebooks", str(toy_notebooks),
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "01_broken.ipynb" in proc.stderr
+    assert "cell index 3" in proc.stderr and "boom in cell two" in proc.stderr  # injected-parameters cell counts
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [r["status"] for r in summary["results"]] == ["ok", "failed"]
+
+
+def test_unknown_override_and_unknown_notebook_are_refused(toy_notebooks, tmp_path):
+    base = [sys.executable, "-m", "edenkit", "notebooks", "--profile", "ci", "--notebooks", str(toy_notebooks),
+            "--out", str(tmp_path / "out")]
+    proc = subprocess.run(base + ["-p", "sizee=3"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "sizee" in proc.stderr
+    proc = subprocess.run(base + ["--only", "42"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "42" in proc.stderr
+
+
+def test_prepare_only_injects_without_running(toy_notebooks, tmp_path):
+    results = run_all("ci", tmp_path / "prep", toy_notebooks, prepare_only=True)
+    assert [r.status for r in results] == ["prepared", "prepared"]
+    nb = nbformat.read(tmp_path / "prep" / "01_broken.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_there_are_notebooks_and_they_are_in_order():
+    assert NOTEBOOKS, "no notebooks committed"
+    assert discover(ROOT / "notebooks") == NOTEBOOKS
+    assert NOTEBOOKS[0].name == "00_welcome.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs_and_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name}: committed with outputs"
+            assert cell.execution_count is None, f"{path.name}: committed with execution counts"
+    declared = papermill.inspect_notebook(str(path))
+    assert {"profile", "seed", "out_dir"} <= set(declared), f"{path.name}: parameters cell lacks profile/seed/out_dir"
+    assert any(c.cell_type == "markdown" for c in nb.cells), f"{path.name}: no prose"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profile_params_name_existing_notebooks(profile):
+    params = yaml.safe_load((ROOT / "notebooks" / "params" / f"{profile}.yaml").read_text())
+    stems = {p.stem for p in NOTEBOOKS}
+    assert params["common"]["profile"] == profile
+    for section in params:
+        assert section == "common" or section in stems, f"params/{profile}.yaml: no notebook named {section}"
