@@ -27,7 +27,7 @@ demo: venv
 test: venv lint unit nbval
 
 lint: venv
-	$(VENV)/bin/ruff check edenkit tests data_download benchmarks
+	$(VENV)/bin/ruff check .
 
 unit: venv
 	$(PY) -m pytest tests
