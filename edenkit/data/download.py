@@ -29,7 +29,8 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-CHUNK = 1 << 20  # 1 MiB per read: small enough for a smooth bar, large enough to be cheap
+CHUNK = 1 << 20  # 1 MiB per read when hashing
+STREAM_CHUNK = 1 << 16  # 64 KiB per network read: a cut connection loses at most this much
 
 
 class DownloadError(RuntimeError):
@@ -177,7 +178,7 @@ def _fetch_into(http: requests.Session, url: str, part: Path, timeout: float, pr
         mode = "ab" if have else "wb"
         with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                          desc=name, disable=not progress, leave=False) as bar:
-            for block in response.iter_content(CHUNK):
+            for block in response.iter_content(STREAM_CHUNK):
                 f.write(block)
                 bar.update(len(block))
         if total is not None and part.stat().st_size < total:

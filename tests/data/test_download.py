@@ -1,0 +1,184 @@
+"""Downloads against a local HTTP server on 127.0.0.1: resume, checksums, interruptions, archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from edenkit.data import download as dl
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, not all zeros so a wrong offset shows
+
+
+class Behaviour:
+    """What the test server does; tests change it between requests."""
+
+    def __init__(self):
+        self.cut_after: int | None = None  # close the connection after this many body bytes
+        self.honour_range = True
+        self.status = 200
+        self.range_headers: list[str | None] = []
+        self.bytes_sent = 0
+
+
+@pytest.fixture
+def server():
+    behaviour = Behaviour()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+        def do_GET(self):
+            header = self.headers.get("Range")
+            behaviour.range_headers.append(header)
+            if behaviour.status != 200:
+                self.send_response(behaviour.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start = 0
+            if header and behaviour.honour_range:
+                start = int(header.removeprefix("bytes=").split("-")[0])
+                if start >= len(PAYLOAD):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+            else:
+                self.send_response(200)
+            body = PAYLOAD[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if behaviour.cut_after is not None:
+                body = body[:behaviour.cut_after]
+            self.wfile.write(body)
+            behaviour.bytes_sent += len(body)
+            self.wfile.flush()
+            if behaviour.cut_after is not None:
+                self.close_connection = True
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    behaviour.url = f"http://127.0.0.1:{httpd.server_address[1]}/payload.bin"
+    yield behaviour
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def remote(server, **digests):
+    return dl.RemoteFile(server.url, "payload.bin", **digests)
+
+
+def test_download_verifies_a_published_checksum(server, tmp_path):
+    path = dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD and not (tmp_path / "payload.bin.part").exists()
+    server.range_headers.clear()
+    assert dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path, progress=False) == path
+    assert server.range_headers == []  # a verified file is not fetched again
+
+
+def test_a_partial_file_resumes_with_a_range_request(server, tmp_path):
+    (tmp_path / "payload.bin.part").write_bytes(PAYLOAD[:300_000])
+    path = dl.download(remote(server, md5=hashlib.md5(PAYLOAD).hexdigest()), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.range_headers == ["bytes=300000-"] and server.bytes_sent == len(PAYLOAD) - 300_000
+
+
+def test_a_checksum_mismatch_is_refused_and_leaves_nothing(server, tmp_path):
+    with pytest.raises(dl.ChecksumError, match="payload.bin"):
+        dl.download(remote(server, sha256="0" * 64), tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_download_never_looks_complete_and_resumes(server, tmp_path):
+    server.cut_after = 400_000
+    with pytest.raises(dl.DownloadError, match="resume"):
+        dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path, retries=1, backoff=0.01, progress=False)
+    assert not (tmp_path / "payload.bin").exists()
+    part = tmp_path / "payload.bin.part"
+    assert 0 < part.stat().st_size < len(PAYLOAD)
+    server.cut_after = None
+    kept = part.stat().st_size
+    path = dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD and not part.exists()
+    assert server.range_headers[-1] == f"bytes={kept}-"  # the rerun asked only for the rest
+
+
+def test_retries_recover_from_a_cut_connection(server, tmp_path):
+    server.cut_after = 700_000
+    calls = []
+    real = dl._fetch_into
+
+    def fetch_then_heal(*args, **kwargs):  # the connection is cut once, then behaves
+        calls.append(1)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            server.cut_after = None
+
+    dl._fetch_into, saved = fetch_then_heal, dl._fetch_into
+    try:
+        path = dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path, retries=2, backoff=0.01, progress=False)
+    finally:
+        dl._fetch_into = saved
+    assert path.read_bytes() == PAYLOAD and len(calls) == 2
+
+
+def test_without_a_published_digest_the_first_download_is_recorded_and_checked_after(server, tmp_path):
+    store = dl.ChecksumStore(tmp_path / "checksums.json")
+    path = dl.download(remote(server), tmp_path / "files", checksums=store, progress=False)
+    assert dl.ChecksumStore(tmp_path / "checksums.json").get("payload.bin") == sha256(PAYLOAD)
+    path.write_bytes(PAYLOAD[:-1] + b"x")  # the file changes on disk later
+    with pytest.raises(dl.ChecksumError, match="recorded"):
+        dl.download(remote(server), tmp_path / "files", checksums=dl.ChecksumStore(tmp_path / "checksums.json"),
+                    progress=False)
+
+
+def test_a_server_that_ignores_range_restarts_cleanly(server, tmp_path):
+    server.honour_range = False
+    (tmp_path / "payload.bin.part").write_bytes(b"garbage" * 10)
+    path = dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_access_refused_asks_for_the_manual_step(server, tmp_path):
+    server.status = 403
+    with pytest.raises(dl.ManualStepRequired, match="login"):
+        dl.download(remote(server), tmp_path, progress=False)
+
+
+def test_extract_merges_archives_once_and_refuses_escaping_members(tmp_path):
+    for n in (1, 2):
+        with tarfile.open(tmp_path / f"images_{n:03d}.tar.gz", "w:gz") as t:
+            data = f"png {n}".encode()
+            info = tarfile.TarInfo(f"images/{n:08d}_000.png")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    target = tmp_path / "chestxray14"
+    for n in (1, 2):
+        dl.extract(tmp_path / f"images_{n:03d}.tar.gz", target)
+    assert sorted(p.name for p in (target / "images").iterdir()) == ["00000001_000.png", "00000002_000.png"]
+    (target / "images" / "00000001_000.png").write_text("kept")
+    dl.extract(tmp_path / "images_001.tar.gz", target)  # the marker makes a rerun a no-op
+    assert (target / "images" / "00000001_000.png").read_text() == "kept"
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../outside.txt", "no")
+    with pytest.raises(dl.DownloadError, match="outside"):
+        dl.extract(evil, tmp_path / "target")
+    assert not (tmp_path / "outside.txt").exists()
