@@ -1,0 +1,480 @@
+"""The shapes of a phantom chest: per-patient parameters and the geometry built from them.
+
+Everything here lives in a *canonical* frame: ``u`` grows to the image's right, ``v`` downwards, both
+in [0, 1], with the midline at ``u = 0.5``. Side 0 is the patient's RIGHT, drawn on the image's LEFT
+(small ``u``); side 1 is the patient's left. A :class:`Frame` maps the pixel grid of one image to this
+frame through a small pose (rotation, shift, scale), so a shape is written once and rasterized at any
+size. ``edenkit.data.phantom`` turns these shapes into masks, landmarks and grey values.
+
+Shapes are analytic (ellipses, parabolas, curves ``v = f(u)``) and evaluated with NumPy on the whole
+grid or on a pixel window around them, which keeps a 256 px image at a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+RIGHT, LEFT = 0, 1  # patient's sides
+
+
+def side_sign(side: int) -> int:
+    """-1 for the patient's right (image left), +1 for the patient's left."""
+    return -1 if side == RIGHT else 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Patient parameters
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Patient:
+    """Every number that makes one phantom patient, in canonical units.
+
+    ``draw`` takes two generators: ``anatomy`` for what belongs to the person (body, organs, bones),
+    ``visit`` for what changes between two radiographs of that person (pose, exposure, findings).
+    """
+
+    # pose (canonical -> image)
+    angle: float
+    shift: tuple[float, float]
+    scale: float
+    # body outline
+    body_half_width: float
+    neck_half_width: float
+    shoulder_v: float
+    # lungs: per side an ellipse cut by its diaphragm dome and by the mediastinum
+    lung_center_offset: float
+    lung_half_width: float
+    lung_center_v: float
+    apex_v: float
+    dome_v: tuple[float, float]  # (right, left) dome tops
+    dome_depth: float  # how far the costophrenic angles lie below the dome tops
+    mediastinum_half_width: float
+    # heart: a rotated ellipse sized from a cardiothoracic ratio
+    heart_center: tuple[float, float]
+    heart_axes: tuple[float, float]
+    heart_angle: float
+    # spine, airway
+    spine_half_width: float
+    t1_top_v: float
+    vertebra_height: float
+    carina_v: float
+    trachea_half_width: float
+    # bones
+    rib_thickness: tuple[float, ...]  # per rib level
+    rib_jitter: tuple[float, ...]  # per rib level, vertical offset
+    rib_drop: float
+    clavicle_v: float
+    clavicle_rise: float
+    clavicle_thickness: float
+    breast: float  # 0 = none, 1 = marked breast shadows
+    gastric_bubble: float  # 0 = none, 1 = a large air bubble under the left dome
+    # acquisition
+    exposure: float
+    contrast: float
+    gamma: float
+    noise_std: float
+    blur_px: float
+    texture_seed: int
+
+    @staticmethod
+    def draw(anatomy: np.random.Generator, visit: np.random.Generator, ctr: float, variation: float = 1.0):
+        """A random patient whose heart gives cardiothoracic ratio ``ctr`` (heart width / thorax width).
+
+        ``variation`` scales every spread around the average patient (0 = the average patient).
+        """
+
+        def around(rng, mean, spread):
+            return float(mean + variation * spread * rng.uniform(-1.0, 1.0))
+
+        a, r = anatomy, visit
+        apex_v = around(a, 0.13, 0.025)
+        dome_r = around(a, 0.71, 0.04)
+        dome_l = dome_r + around(a, 0.025, 0.012)  # the liver pushes the right dome higher
+        lung_half_width = around(a, 0.19, 0.015)
+        lung_center_offset = around(a, 0.20, 0.012)
+        thorax_width = 2 * (lung_center_offset + lung_half_width)
+        heart_width = ctr * thorax_width
+        heart_angle = math.radians(around(a, 28.0, 8.0))
+        ratio = around(a, 0.78, 0.06)  # short / long axis
+        # width of a rotated ellipse = 2 sqrt(A^2 cos^2 + B^2 sin^2): solve for the long axis A
+        long_axis = 0.5 * heart_width / math.hypot(math.cos(heart_angle), ratio * math.sin(heart_angle))
+        heart_height = 2 * long_axis * math.hypot(math.sin(heart_angle), ratio * math.cos(heart_angle))
+        # about a third of the heart lies right of the midline, two thirds left
+        heart_center = (
+            0.5 + heart_width / 6.0 + variation * a.uniform(-0.01, 0.01),
+            dome_l - 0.36 * heart_height,
+        )
+        t1_top_v = apex_v - around(a, 0.025, 0.01)
+        n_levels = 12
+        return Patient(
+            angle=math.radians(around(r, 0.0, 3.0)),
+            shift=(around(r, 0.0, 0.025), around(r, 0.0, 0.025)),
+            scale=around(r, 1.0, 0.05),
+            body_half_width=around(a, 0.45, 0.035),
+            neck_half_width=around(a, 0.1, 0.012),
+            shoulder_v=around(a, 0.06, 0.02),
+            lung_center_offset=lung_center_offset,
+            lung_half_width=lung_half_width,
+            lung_center_v=around(a, 0.62, 0.02),
+            apex_v=apex_v,
+            dome_v=(dome_r, dome_l),
+            dome_depth=around(a, 0.075, 0.015),
+            mediastinum_half_width=around(a, 0.058, 0.008),
+            heart_center=heart_center,
+            heart_axes=(long_axis, ratio * long_axis),
+            heart_angle=heart_angle,
+            spine_half_width=around(a, 0.034, 0.004),
+            t1_top_v=t1_top_v,
+            vertebra_height=(dome_l + 0.07 - t1_top_v) / n_levels,
+            carina_v=around(a, 0.36, 0.02),
+            trachea_half_width=around(a, 0.018, 0.003),
+            rib_thickness=tuple(around(a, 0.021, 0.003) * (0.85 + 0.03 * i) for i in range(n_levels)),
+            rib_jitter=tuple(0.004 * variation * a.standard_normal() for _ in range(n_levels)),
+            rib_drop=around(a, 0.16, 0.025),
+            clavicle_v=apex_v + around(a, 0.065, 0.015),
+            clavicle_rise=around(a, 0.07, 0.02),
+            clavicle_thickness=around(a, 0.026, 0.004),
+            breast=float(np.clip(a.uniform(-0.6, 1.0), 0.0, 1.0)),
+            gastric_bubble=float(np.clip(r.uniform(-0.3, 1.0), 0.0, 1.0)),
+            exposure=around(r, 1.0, 0.1),
+            contrast=around(r, 1.0, 0.1),
+            gamma=around(r, 1.0, 0.1),
+            noise_std=around(r, 0.02, 0.008),
+            blur_px=around(r, 0.8, 0.25),
+            texture_seed=int(r.integers(2**31)),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pixel grid <-> canonical frame
+# ----------------------------------------------------------------------------------------------------
+
+
+class Frame:
+    """The pixel grid of one square image and the pose that maps it to canonical coordinates."""
+
+    def __init__(self, size: int, angle: float, shift: tuple[float, float], scale: float):
+        self.size = size
+        c, s = math.cos(angle), math.sin(angle)
+        self.rot = np.array([[c, -s], [s, c]])
+        self.scale = scale
+        self.shift = np.asarray(shift, dtype=np.float64)
+        p = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
+        qx, qy = p[None, :] - self.shift[0], p[:, None] - self.shift[1]
+        # canonical = R^T (image - 0.5 - shift) / scale + 0.5
+        self.u = ((c * qx + s * qy) / scale + 0.5).astype(np.float32)
+        self.v = ((-s * qx + c * qy) / scale + 0.5).astype(np.float32)
+
+    def to_pixels(self, uv) -> np.ndarray:
+        """Canonical points [..., 2] -> pixel (x, y) [..., 2], pixel centres at integers."""
+        q = (np.asarray(uv, dtype=np.float64) - 0.5) @ self.rot.T * self.scale + 0.5 + self.shift
+        return q * self.size - 0.5
+
+    def window(self, u0: float, v0: float, u1: float, v1: float) -> tuple[slice, slice]:
+        """Rows and columns of the pixels that cover a canonical box (plus a margin)."""
+        corners = self.to_pixels([[u0, v0], [u1, v0], [u0, v1], [u1, v1]])
+        lo = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, self.size)
+        hi = np.clip(np.ceil(corners.max(0)).astype(int) + 3, 0, self.size)
+        return slice(lo[1], hi[1]), slice(lo[0], hi[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shape primitives (all vectorized over u, v arrays)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _rotate(du, dv, angle):
+    if not angle:
+        return du, dv
+    c, s = math.cos(angle), math.sin(angle)
+    return c * du + s * dv, -s * du + c * dv
+
+
+def ellipse_distance(u, v, cu, cv, a, b, angle=0.0):
+    """Approximate signed distance to an ellipse (negative inside): F / |grad F|, exact near the edge."""
+    du, dv = _rotate(u - cu, v - cv, angle)
+    f = (du / a) ** 2 + (dv / b) ** 2 - 1.0
+    grad = 2.0 * np.sqrt((du / a**2) ** 2 + (dv / b**2) ** 2) + 1e-6
+    return f / grad
+
+
+def ellipse_depth(u, v, cu, cv, a, b, angle=0.0):
+    """Path length through an ellipsoid seen face-on, 1 at its centre and 0 outside."""
+    du, dv = _rotate(u - cu, v - cv, angle)
+    return np.sqrt(np.clip(1.0 - (du / a) ** 2 - (dv / b) ** 2, 0.0, None))
+
+
+def curve_distance(u, v, us, vs, half_width):
+    """Signed distance minus half width to a curve ``v = f(u)`` sampled at increasing ``us``."""
+    f = np.interp(u, us, vs)
+    slope = np.interp(u, us, np.gradient(vs, us))
+    hw = np.interp(u, us, half_width)
+    d = np.abs(v - f) / np.sqrt(1.0 + slope**2) - hw
+    return np.where((u >= us[0]) & (u <= us[-1]), d, np.inf), hw
+
+
+def smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def bone_profile(d, half_width):
+    """Grey profile across a tubular bone: a bright cortex at the edges over a lighter marrow."""
+    x = np.clip(-d / half_width, 0.0, 1.0)  # 0 at the edge, 1 on the centre line
+    return smoothstep(x * 4.0) * (0.65 + 0.35 * (1.0 - x) ** 2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The anatomy of one patient on one frame
+# ----------------------------------------------------------------------------------------------------
+
+
+class Anatomy:
+    """Where each structure is, for one patient: distances, masks, centre lines and landmark points."""
+
+    def __init__(self, patient: Patient, frame: Frame, n_rib_pairs: int):
+        self.p, self.frame, self.n_rib_pairs = patient, frame, n_rib_pairs
+        self.u, self.v = frame.u, frame.v
+
+    # -- trunk ------------------------------------------------------------------------------------
+    def body_depth(self):
+        """Soft-tissue path length: a cylinder across the trunk under sloping shoulders, plus the neck."""
+        p, u, v = self.p, self.u, self.v
+        x = np.abs(u - 0.5)
+        slope = np.clip((x - p.neck_half_width) / (p.body_half_width - p.neck_half_width), 0.0, None)
+        top = p.shoulder_v + 0.14 * slope**1.3  # the trapezius slopes from the neck to the acromion
+        half_width = p.body_half_width * (1.0 - 0.08 * ((v - 0.5) / 0.5) ** 2)  # narrower at the waist
+        trunk = np.sqrt(np.clip(1.0 - (x / half_width) ** 2, 0.0, None)) * smoothstep((v - top) / 0.07)
+        neck = 0.75 * np.sqrt(np.clip(1.0 - (x / p.neck_half_width) ** 2, 0.0, None))
+        return np.maximum(trunk, neck)
+
+    def side_u(self, side: int) -> float:
+        """Canonical ``u`` of a lung's centre."""
+        return 0.5 + side_sign(side) * self.p.lung_center_offset
+
+    def dome(self, side: int, u):
+        """Canonical ``v`` of one hemidiaphragm under each column: a parabola through its dome top."""
+        p = self.p
+        t = (u - self.dome_top_u(side)) / p.lung_half_width
+        return p.dome_v[side] + p.dome_depth * t**2
+
+    def dome_top_u(self, side: int) -> float:
+        return self.side_u(side) - side_sign(side) * 0.02
+
+    def diaphragm(self, u):
+        """The diaphragm line under the whole chest (each side's dome, joined at the midline)."""
+        return np.where(u < 0.5, self.dome(0, u), self.dome(1, u))
+
+    def mediastinum_half_width(self, v):
+        """Half-width of the upper mediastinum (trachea, great vessels), widening towards the hila."""
+        p = self.p
+        return p.mediastinum_half_width * (0.85 + 0.45 * smoothstep((v - p.carina_v + 0.05) / 0.15))
+
+    def mediastinal_border(self, side: int, v):
+        """Distance from the midline to the mediastinal border at height v. On the patient's left the
+        aortic knob and then the main pulmonary artery bulge into the lung."""
+        border = self.mediastinum_half_width(v)
+        if side == LEFT:
+            for cu, cv, r in (self.aortic_knob(), self.pulmonary_artery()):
+                bulge = (cu - 0.5) + r * np.sqrt(np.clip(1.0 - ((v - cv) / r) ** 2, 0.0, None))
+                border = np.maximum(border, bulge)
+        return border
+
+    def hemithorax_distance(self, side: int, u=None, v=None):
+        """Signed distance to one pleural cavity: the lung ellipse below the apex, above the dome,
+        lateral to the mediastinum."""
+        p = self.p
+        u = self.u if u is None else u
+        v = self.v if v is None else v
+        lung_h = p.lung_center_v - p.apex_v
+        d_ellipse = ellipse_distance(u, v, self.side_u(side), p.lung_center_v, p.lung_half_width, lung_h)
+        d_dome = v - self.dome(side, u)
+        d_mediastinum = self.mediastinal_border(side, v) - side_sign(side) * (u - 0.5)
+        return np.maximum(np.maximum(d_ellipse, d_dome), d_mediastinum)
+
+    def lung_depth(self, side: int):
+        """Air path length through one lung: deepest at its centre, thin at the edges."""
+        p = self.p
+        lung_h = p.lung_center_v - p.apex_v
+        depth = ellipse_depth(
+            self.u, self.v, self.side_u(side), p.lung_center_v, p.lung_half_width * 1.1, lung_h
+        )
+        # the air/diaphragm border is nearly tangent to the beam, hence sharp
+        return depth * np.sqrt(smoothstep((self.dome(side, self.u) - self.v) / 0.025))
+
+    # -- heart and great vessels ----------------------------------------------------------------
+    def heart_distance(self, u=None, v=None):
+        """Signed distance to the heart; below the diaphragm it is hidden in the abdomen, so cut there."""
+        p = self.p
+        u = self.u if u is None else u
+        v = self.v if v is None else v
+        d = ellipse_distance(u, v, *p.heart_center, *p.heart_axes, angle=p.heart_angle)
+        return np.maximum(d, v - self.diaphragm(u) - 0.01)
+
+    def heart_depth(self):
+        p = self.p
+        return ellipse_depth(self.u, self.v, *p.heart_center, *p.heart_axes, angle=p.heart_angle)
+
+    def aortic_knob(self) -> tuple[float, float, float]:
+        """(u, v, radius) of the aortic arch seen end-on at the left upper mediastinal border."""
+        p = self.p
+        return 0.5 + p.mediastinum_half_width * 0.8, p.carina_v - 0.05, p.mediastinum_half_width * 0.6
+
+    def pulmonary_artery(self) -> tuple[float, float, float]:
+        """(u, v, radius) of the main pulmonary artery bulge, between the knob and the heart."""
+        p = self.p
+        _, knob_v, knob_r = self.aortic_knob()
+        heart_top = p.heart_center[1] - p.heart_axes[1]
+        v = min(0.5 * (knob_v + heart_top) + 0.02, knob_v + 2.6 * knob_r)
+        return 0.5 + p.mediastinum_half_width * 1.2, v, p.mediastinum_half_width * 0.45
+
+    def hilum(self, side: int) -> tuple[float, float]:
+        p = self.p
+        return 0.5 + side_sign(side) * (p.mediastinum_half_width + 0.04), p.carina_v + 0.07
+
+    def lung_masks(self):
+        """Hard masks of (right lung, left lung) and the heart; lungs end where the heart begins."""
+        heart = self.heart_distance() <= 0
+        lungs = tuple((self.hemithorax_distance(side) <= 0) & ~heart for side in (RIGHT, LEFT))
+        return lungs, heart
+
+    # -- spine -----------------------------------------------------------------------------------
+    def vertebra_v(self, level: int) -> float:
+        """Canonical ``v`` of the centre of thoracic vertebra T(level), level = 1..12."""
+        return self.p.t1_top_v + (level - 0.5) * self.p.vertebra_height
+
+    def spinous_process_v(self, level: int) -> float:
+        """Spinous processes point downwards, so each projects over the lower part of its vertebra."""
+        return self.p.t1_top_v + (level - 0.25) * self.p.vertebra_height
+
+    def spine(self):
+        """(soft bone map, mask) of the vertebral column: bodies, end plates, pedicles, spinous processes."""
+        p, u, v = self.p, self.u, self.v
+        w, h = p.spine_half_width, p.vertebra_height
+        x = np.abs(u - 0.5)
+        k = (v - p.t1_top_v) / h
+        frac = k - np.floor(k)  # position inside one vertebra, 0 = top end plate
+        mask = (x <= w) & (v > p.t1_top_v - 3 * h)
+        body = smoothstep((w - x) / (0.2 * w)) * (0.6 + 0.4 * smoothstep((0.5 - np.abs(frac - 0.5)) / 0.15))
+        cortex = np.exp(-(((x - 0.92 * w) / (0.1 * w)) ** 2))
+        spinous = np.exp(-(((u - 0.5) / (0.2 * w)) ** 2) - ((frac - 0.75) / 0.15) ** 2)
+        pedicles = np.exp(-(((x - 0.6 * w) / (0.16 * w)) ** 2) - ((frac - 0.35) / 0.13) ** 2)
+        soft = (body + 0.3 * cortex) * (v > p.t1_top_v - 3 * h) + 0.6 * spinous + 0.45 * pedicles
+        return soft.astype(np.float32), mask
+
+    # -- ribs ------------------------------------------------------------------------------------
+    def rib_arc(self, side: int, level: int):
+        """Posterior rib ``level`` as two quarter ellipses that share the rib's highest point.
+
+        From its vertebra the rib rises laterally to a peak (medial quarter), then falls steeply along
+        the chest wall (lateral quarter). Returns (peak u, centre v, lateral semi-axis, medial
+        semi-axis, lateral drop, medial drop, thickness, sign).
+        """
+        p = self.p
+        sign = side_sign(side)
+        v_medial = self.vertebra_v(level) + p.rib_jitter[level - 1]
+        drop = p.rib_drop * (0.8 + 0.04 * level)  # lower ribs slope more steeply
+        medial_u = 0.5 + sign * p.spine_half_width * 0.7
+        lung_h = p.lung_center_v - p.apex_v
+        t = min(max((v_medial + drop - p.lung_center_v) / lung_h, -1.0), 1.0)
+        wall = p.lung_half_width * math.sqrt(max(1.0 - t * t, 0.05)) + 0.025  # chest wall at the end
+        end_u = self.side_u(side) + sign * wall
+        peak_u = medial_u + 0.42 * (end_u - medial_u)
+        a_lat, a_med = abs(end_u - peak_u), 1.15 * abs(peak_u - medial_u)
+        rise = (
+            0.45 * drop * (1.0 - math.sqrt(1.0 - (1 / 1.15) ** 2))
+        )  # how far the peak is above the medial end
+        b_med = 0.45 * drop
+        cv = v_medial - rise + drop
+        return peak_u, cv, a_lat, a_med, drop, b_med, p.rib_thickness[level - 1], sign, medial_u, end_u
+
+    def rib(self, side: int, level: int):
+        """(mask, soft bone profile, (rows, cols) window) of one posterior rib."""
+        peak_u, cv, a_lat, a_med, b_lat, b_med, thick, sign, medial_u, end_u = self.rib_arc(side, level)
+        u0, u1 = sorted((medial_u, end_u))
+        rows, cols = self.frame.window(u0 - thick, cv - b_lat - thick, u1 + thick, cv + thick)
+        u, v = self.u[rows, cols], self.v[rows, cols]
+        lateral = (u - peak_u) * sign >= 0
+        d_lat = ellipse_distance(u, v, peak_u, cv, a_lat, b_lat)
+        d_med = ellipse_distance(u, v, peak_u, cv - b_lat + b_med, a_med, b_med)
+        d = np.abs(np.where(lateral, d_lat, d_med)) - thick / 2
+        span = (v <= cv) & ((u - medial_u) * sign >= 0) & ((end_u - u) * sign >= 0)
+        span &= lateral | (v <= cv - b_lat + b_med)
+        mask = (d <= 0) & span
+        soft = np.where(span, bone_profile(d, thick / 2), 0.0)
+        return mask, soft.astype(np.float32), (rows, cols)
+
+    def rib_point(self, side: int, level: int, fraction: float) -> tuple[float, float]:
+        """A point on a rib's centre line, ``fraction`` of the way (by angle) from its peak to its end."""
+        peak_u, cv, a_lat, _, b_lat, *_, sign, _, _ = self.rib_arc(side, level)
+        theta = fraction * math.pi / 2
+        return peak_u + sign * a_lat * math.sin(theta), cv - b_lat * math.cos(theta)
+
+    def anterior_rib(self, side: int, level: int):
+        """(soft profile, window) of the faint anterior rib that continues posterior rib ``level``:
+        from the chest wall it runs medially and down to the costal cartilage (invisible)."""
+        _, cv, _, _, _, _, thick, sign, _, lateral_u = self.rib_arc(side, level)
+        lateral_v = cv
+        medial_u = self.side_u(side) - sign * 0.05
+        a2, b2 = abs(lateral_u - medial_u), 0.12
+        cu2, cv2 = medial_u, lateral_v  # ellipse centre: its bottom point is the medial end
+        thick2 = thick * 1.15
+        u0, u1 = sorted((lateral_u, medial_u))
+        rows, cols = self.frame.window(u0 - thick2, cv2 - thick2, u1 + thick2, cv2 + b2 + thick2)
+        u, v = self.u[rows, cols], self.v[rows, cols]
+        d = np.abs(ellipse_distance(u, v, cu2, cv2, a2, b2)) - thick2 / 2
+        span = (v >= cv2) & ((u - medial_u) * sign >= 0)
+        fade = np.clip((u - medial_u) * sign / (0.4 * a2), 0.0, 1.0)  # cartilage is radiolucent
+        return np.where(span, bone_profile(d, thick2 / 2) * fade, 0.0).astype(np.float32), (rows, cols)
+
+    # -- clavicles --------------------------------------------------------------------------------
+    def clavicle_line(self, side: int):
+        """Centre line of one clavicle: ``us`` increasing, ``vs``, half widths, and the position
+        ``t`` along the bone (0 = medial end at the sternum, 1 = lateral end at the acromion)."""
+        p = self.p
+        t = np.linspace(0.0, 1.0, 33)
+        us = 0.5 - 0.045 - 0.29 * t
+        # a gentle S: convex forwards medially, concave laterally
+        vs = p.clavicle_v - p.clavicle_rise * t + 0.012 * np.sin(2 * np.pi * t)
+        hw = p.clavicle_thickness / 2 * (1.2 - 0.3 * t + 0.25 * np.exp(-(((t - 0.95) / 0.06) ** 2)))
+        if side == LEFT:
+            us = 1.0 - us
+        order = np.argsort(us)
+        return us[order], vs[order], hw[order], t[order]
+
+    def clavicle(self, side: int):
+        """(mask, soft bone profile, window) of one clavicle."""
+        us, vs, hw, _ = self.clavicle_line(side)
+        rows, cols = self.frame.window(us[0], vs.min() - hw.max(), us[-1], vs.max() + hw.max())
+        u, v = self.u[rows, cols], self.v[rows, cols]
+        d, half = curve_distance(u, v, us, vs, hw)
+        soft = np.where(np.isfinite(d), bone_profile(d, half), 0.0)
+        return d <= 0, soft.astype(np.float32), (rows, cols)
+
+    def clavicle_point(self, side: int, t: float) -> tuple[float, float]:
+        us, vs, _, ts = self.clavicle_line(side)
+        order = np.argsort(ts)
+        return float(np.interp(t, ts[order], us[order])), float(np.interp(t, ts[order], vs[order]))
+
+    # -- landmarks --------------------------------------------------------------------------------
+    def landmarks(self) -> dict[str, tuple[float, float]]:
+        """The paper's ten landmarks in canonical units, each on or inside its structure."""
+        p = self.p
+        return {
+            "right_clavicle": self.clavicle_point(RIGHT, 0.3),
+            # the azygos vein arches over the right main bronchus at the right tracheobronchial angle
+            "azygos_arch": (0.5 - p.trachea_half_width - 0.012, p.carina_v - 0.012),
+            "right_rib6": self.rib_point(RIGHT, 6, 0.45),
+            "spinous_process": (0.5, self.spinous_process_v(5)),
+            "left_clavicle": self.clavicle_point(LEFT, 0.3),
+            "pulmonary_artery": (self.pulmonary_artery()[0] - 0.006, self.pulmonary_artery()[1]),
+            "left_rib5": self.rib_point(LEFT, 5, 0.45),
+            "right_hemidiaphragm": (self.dome_top_u(RIGHT), p.dome_v[RIGHT] + 0.004),
+            "left_hemidiaphragm": (self.dome_top_u(LEFT), p.dome_v[LEFT] + 0.004),
+            "end_of_thoracic_spine": (0.5, self.vertebra_v(12)),
+        }
