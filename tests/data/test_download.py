@@ -182,3 +182,30 @@ def test_extract_merges_archives_once_and_refuses_escaping_members(tmp_path):
     with pytest.raises(dl.DownloadError, match="outside"):
         dl.extract(evil, tmp_path / "target")
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_a_manual_script_arranges_an_archive_into_the_layout(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    raw = np.full((32, 32), 900, dtype=">u2").tobytes()
+    with zipfile.ZipFile(tmp_path / "All247images.zip", "w") as z:
+        for name in ("JPCLN001", "JPCNN002"):
+            z.writestr(f"All247images/{name}.IMG", raw)
+    scripts = Path(__file__).parents[2] / "data_download"
+    monkeypatch.syspath_prepend(str(scripts))
+    spec = importlib.util.spec_from_file_location("download_jsrt", scripts / "jsrt.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = tmp_path / "data"
+
+    monkeypatch.setattr(sys, "argv", ["jsrt.py", "--data-root", str(data)])
+    assert script.main(script.steps, script.__doc__) == 2
+    assert "db.jsrt.or.jp" in capsys.readouterr().err  # the manual step, not a traceback
+    monkeypatch.setattr(sys, "argv", ["jsrt.py", "--data-root", str(data), "--from", str(tmp_path / "All247images.zip")])
+    assert script.main(script.steps, script.__doc__) == 0
+    assert "jsrt all: 2 images" in capsys.readouterr().out
+    assert (data / "jsrt" / "images" / "JPCLN001.IMG").is_file() and not (data / "jsrt" / ".unpacked").exists()

@@ -1,0 +1,132 @@
+"""Shared plumbing of the ``data_download/*.py`` scripts (the download logic is edenkit.data.download).
+
+Each script: ``python data_download/<dataset>.py --data-root DATA [--from PATH]``. Automatic sources
+are fetched, verified and extracted; manual ones print the exact steps and, given ``--from`` (the
+archive or folder you downloaded), unpack or link it into the standard layout. Every script ends by
+opening the dataset with the kit's loader and printing what it found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edenkit.data.datasets import DatasetError, open_dataset
+from edenkit.data.download import (
+    ChecksumStore,
+    DownloadError,
+    ManualStepRequired,
+    RemoteFile,
+    download,
+    extract,
+)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data-root", default=os.environ.get("EDENKIT_DATA", "datasets"),
+                   help="where datasets live (default: $EDENKIT_DATA or ./datasets)")
+    p.add_argument("--from", dest="source", default=None,
+                   help="an archive or folder you downloaded by hand, to unpack/link into the layout")
+    p.add_argument("--keep-archives", action="store_true", help="keep downloaded archives after extraction")
+    return p
+
+
+def fetch(candidates: Sequence[RemoteFile], folder: Path, checksums: ChecksumStore) -> Path:
+    """Download the first candidate URL that answers (mirrors of one file), verified."""
+    errors = []
+    for remote in candidates:
+        try:
+            return download(remote, folder, checksums=checksums)
+        except (DownloadError, ManualStepRequired) as e:
+            if isinstance(e, DownloadError) and "does not match" in str(e):
+                raise  # a checksum mismatch is never "try the next mirror"
+            errors.append(f"  {remote.url}: {e}")
+    raise DownloadError(f"no source answered for {candidates[0].name}:\n" + "\n".join(errors))
+
+
+def unpack(archive: Path, target: Path, keep: bool) -> None:
+    extract(archive, target)
+    if not keep:
+        archive.unlink()
+
+
+def arrange(source: str | Path, target: Path, folders: dict[str, str | None], files: Sequence[str] = ()) -> None:
+    """Put a hand-downloaded archive or folder into the standard layout under ``target``.
+
+    ``folders`` maps each wanted folder name to a file pattern used when no folder of that name
+    exists (e.g. ``{"images": "*.IMG"}``); ``files`` are single files found by name. An archive is
+    extracted and its parts moved into place; a folder is left where it is and its parts are
+    symlinked, so hundreds of gigabytes are never copied.
+    """
+    source = Path(source).expanduser().resolve()
+    if not source.exists():
+        raise SystemExit(f"--from {source}: not found")
+    target.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        base, put = source, _link
+    else:
+        base, put = target / ".unpacked", shutil.move
+        extract(source, base)
+    for name, pattern in folders.items():
+        if (target / name).exists():
+            continue
+        found = _find_folder(base, name, pattern)
+        if found is None:
+            raise SystemExit(f"{source}: found no folder {name!r}" + (f" nor files {pattern}" if pattern else ""))
+        put(str(found), str(target / name))
+    for name in files:
+        if not (target / name).exists():
+            found = next(iter(sorted(base.rglob(name))), None)
+            if found is None:
+                raise SystemExit(f"{source}: found no file {name!r}")
+            put(str(found), str(target / name))
+    if base == target / ".unpacked":
+        shutil.rmtree(base)
+    print(f"arranged {source.name} into {target}")
+
+
+def _find_folder(base: Path, name: str, pattern: str | None) -> Path | None:
+    named = [p for p in [base, *sorted(base.rglob(name))] if p.is_dir() and p.name == name]
+    if named:
+        return named[0]
+    if pattern:
+        match = next(iter(sorted(base.rglob(pattern))), None)
+        return match.parent if match else None
+    return None
+
+
+def _link(found: str, destination: str) -> None:
+    Path(destination).symlink_to(Path(found), target_is_directory=Path(found).is_dir())
+
+
+def check(name: str, root: Path, splits: Sequence[str], **options) -> None:
+    """Open each split with the kit's loader and print the counts (the layout's acceptance test)."""
+    for split in splits:
+        dataset = open_dataset(name, root, split, size=None, on_error="skip", **options)
+        extra = f", {len(dataset.skipped)} missing" if dataset.skipped else ""
+        print(f"{name} {split}: {len(dataset)} images{extra}")
+
+
+def main(steps: Callable[[argparse.Namespace, Path], None], description: str,
+         configure: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Run a script's steps; manual steps and bad layouts end with a message, not a traceback."""
+    p = parser(description)
+    if configure:
+        configure(p)
+    args = p.parse_args()
+    root = Path(args.data_root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        steps(args, root)
+    except ManualStepRequired as e:
+        print(f"\nMANUAL STEP NEEDED\n{e}", file=sys.stderr)
+        return 2
+    except (DownloadError, DatasetError) as e:
+        print(f"\nERROR: {e}", file=sys.stderr)
+        return 1
+    return 0
