@@ -165,12 +165,13 @@ def _masks_and_bones(anatomy: Anatomy, config: PhantomConfig):
         masks[name] = _paste(mask, window, n)
         bone[window] += 2.2 * soft
     for side, side_name in ((RIGHT, "right"), (LEFT, "left")):
-        for level in range(1, config.n_rib_pairs + 1):
-            mask, soft, window = anatomy.rib(side, level)
+        rib_masks, softs, windows = anatomy.ribs(side)
+        for level, (mask, soft, window) in enumerate(zip(rib_masks, softs, windows), start=1):
             masks[f"rib_{side_name}_{level}"] = _paste(mask, window, n)
             bone[window] += soft
-            if config.extras:
-                soft, window = anatomy.anterior_rib(side, level)
+        if config.extras:
+            softs, windows = anatomy.anterior_ribs(side)
+            for soft, window in zip(softs, windows):
                 bone[window] += 0.45 * soft
     return masks, bone
 
@@ -260,58 +261,53 @@ def _extras(anatomy: Anatomy, body) -> np.ndarray:
 def _lung_markings(anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Pulmonary vessels: a branching tree from each hilum, thick centrally, fine at the periphery."""
     frame, n = anatomy.frame, anatomy.frame.size
-    thick = np.zeros(n * n, np.float32)
-    thin = np.zeros(n * n, np.float32)
-    n_steps = max(6, int(0.07 * n))
-    for side in (RIGHT, LEFT):
-        for level, (points, weights) in enumerate(
-            _vessel_tree(rng, anatomy.hilum(side), side_sign(side), n_steps)
-        ):
-            xy = np.rint(frame.to_pixels(points)).astype(np.int64)
-            ok = (xy[:, 0] >= 0) & (xy[:, 0] < n) & (xy[:, 1] >= 0) & (xy[:, 1] < n)
-            target = thick if level < 2 else thin
-            target += np.bincount(xy[ok, 1] * n + xy[ok, 0], weights=weights[ok], minlength=n * n).astype(
-                np.float32
-            )
+    hila = [anatomy.hilum(side) for side in (RIGHT, LEFT)]
+    points, weights, generation = _vessel_trees(rng, hila, n_steps=max(6, int(0.07 * n)))
+    xy = np.rint(frame.to_pixels(points)).astype(np.int64)
+    ok = (xy[:, 0] >= 0) & (xy[:, 0] < n) & (xy[:, 1] >= 0) & (xy[:, 1] < n)
+    flat, weights, trunk = xy[ok, 1] * n + xy[ok, 0], weights[ok], generation[ok] < 2
+    thick = np.bincount(flat[trunk], weights=weights[trunk], minlength=n * n).astype(np.float32)
+    thin = np.bincount(flat[~trunk], weights=weights[~trunk], minlength=n * n).astype(np.float32)
     sigma = max(0.5, 0.0035 * n)
-    out = ndimage.gaussian_filter(thick.reshape(n, n), 2.0 * sigma) * 2.0
+    out = 2.0 * ndimage.gaussian_filter(thick.reshape(n, n), 2.0 * sigma)
     out += ndimage.gaussian_filter(thin.reshape(n, n), sigma)
     # about one point per pixel along a vessel, blurred across a width that grows with the size
-    return np.clip(out * (n / 256.0) * 0.5, 0.0, 1.5)
+    return np.minimum(out * (n / 256.0) * 0.5, 1.5)
 
 
-def _vessel_tree(
-    rng: np.random.Generator, hilum: tuple[float, float], sign: int, n_steps: int, levels: int = 6
-):
-    """Per generation, (canonical points, weights) along the segments of a forking tree;
-    ``n_steps`` points per segment (about one per pixel)."""
-    n0 = 6
-    spread = np.linspace(-1.3, 1.2, n0) + rng.uniform(-0.15, 0.15, n0)  # up, out, down
-    angle = np.where(sign < 0, math.pi + spread, -spread)  # away from the mediastinum
-    start = np.tile(np.asarray(hilum, dtype=np.float64), (n0, 1))
-    length = rng.uniform(0.05, 0.075, n0)
-    width = np.ones(n0)
-    out = []
-    start = start + 0.012 * np.stack([np.cos(angle), np.sin(angle)], 1)  # trunks do not share one pixel
-    for _ in range(levels):
+def _vessel_trees(rng: np.random.Generator, hila, n_steps: int, generations: int = 6, n_trunks: int = 6):
+    """Forking trees grown from the hila (one per side), all generations at once per step.
+
+    Returns canonical points along every segment (``n_steps`` per segment), their weights (vessel
+    calibre, shrinking at each fork) and their generation (0 = trunk).
+    """
+    fan = np.linspace(-1.3, 1.2, n_trunks)  # from down to up, pointing away from the mediastinum
+    angle = np.concatenate([math.pi + fan, -fan]) + rng.uniform(-0.15, 0.15, 2 * n_trunks)
+    start = np.repeat(np.asarray(hila, dtype=np.float64), n_trunks, axis=0)
+    start += 0.012 * np.stack([np.cos(angle), np.sin(angle)], 1)  # trunks do not share one pixel
+    length = rng.uniform(0.05, 0.075, 2 * n_trunks)
+    width = np.ones(2 * n_trunks)
+    steps = np.linspace(0.0, 1.0, n_steps)[None, :, None]
+    points, weights, generation = [], [], []
+    for g in range(generations):
         end = start + np.stack([np.cos(angle), np.sin(angle)], 1) * length[:, None]
-        steps = np.linspace(0.0, 1.0, n_steps)[None, :, None]
-        points = (start[:, None] + steps * (end - start)[:, None]).reshape(-1, 2)
-        out.append((points, np.repeat(width, n_steps)))
+        points.append((start[:, None] + steps * (end - start)[:, None]).reshape(-1, 2))
+        weights.append(np.repeat(width, n_steps))
+        generation.append(np.full(len(width) * n_steps, g))
         fork = rng.uniform(0.2, 0.5, (len(angle), 2)) * np.array([1.0, -1.0])
         angle = (angle[:, None] + fork).reshape(-1)
         start = np.repeat(end, 2, axis=0)
         length = np.repeat(length * 0.8, 2) * rng.uniform(0.75, 1.2, len(angle))
         width = np.repeat(width * 0.62, 2)
-    return out
+    return np.concatenate(points), np.concatenate(weights), np.concatenate(generation)
 
 
 def _smooth_texture(rng: np.random.Generator, u, v, n_waves: int = 6, max_freq: float = 5.0) -> np.ndarray:
     """Low-frequency texture (overlapping soft tissue): a few random plane waves."""
     out = np.zeros_like(u)
     for _ in range(n_waves):
-        fu, fv = rng.uniform(-max_freq, max_freq, 2) * 2 * np.pi
-        out += np.cos(fu * u + fv * v + rng.uniform(0, 2 * np.pi))
+        fu, fv = (float(f) for f in rng.uniform(-max_freq, max_freq, 2) * 2 * np.pi)
+        out += np.cos(fu * u + fv * v + float(rng.uniform(0, 2 * np.pi)))
     return out / math.sqrt(n_waves)
 
 
@@ -321,9 +317,13 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
     lungs = (masks["right_lung"], masks["left_lung"])
     out: dict[str, np.ndarray] = {}
     # the random draws happen whether or not a finding is present, so a finding does not reshuffle the others
-    eff_side, eff_height = int(rng.integers(2)), rng.uniform(0.06, 0.2)
-    nod_side, nod_radius, nod_candidates = int(rng.integers(2)), rng.uniform(0.014, 0.03), rng.random((32, 2))
-    ptx_side, ptx_collapse = int(rng.integers(2)), rng.uniform(0.72, 0.88)
+    eff_side, eff_height = int(rng.integers(2)), float(rng.uniform(0.06, 0.2))
+    nod_side, nod_radius, nod_candidates = (
+        int(rng.integers(2)),
+        float(rng.uniform(0.014, 0.03)),
+        rng.random((32, 2)),
+    )
+    ptx_side, ptx_collapse = int(rng.integers(2)), float(rng.uniform(0.72, 0.88))
 
     if findings["effusion"]:
         side, sign = eff_side, side_sign(eff_side)
@@ -349,7 +349,7 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
         )
         ok = np.nonzero(depth_inside > 2.0 * nod_radius)[0]
         k = ok[0] if len(ok) else int(np.argmax(depth_inside))
-        blob = ellipse_depth(u, v, cand_u[k], cand_v[k], nod_radius, nod_radius * 0.9)
+        blob = ellipse_depth(u, v, float(cand_u[k]), float(cand_v[k]), nod_radius, nod_radius * 0.9)
         out["nodule"] = (blob > 0) & lung
         atten += 0.32 * np.sqrt(blob)
     if findings["pneumothorax"]:

@@ -13,7 +13,8 @@ grid or on a pixel window around them, which keeps a 256 px image at a few tens 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -80,6 +81,15 @@ class Patient:
     noise_std: float
     blur_px: float
     texture_seed: int
+
+    def __post_init__(self) -> None:
+        # plain Python floats keep the float32 grids float32 (NumPy scalars would promote to float64)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                setattr(self, f.name, tuple(float(x) for x in value))
+            elif f.name != "texture_seed":
+                setattr(self, f.name, float(value))
 
     @staticmethod
     def draw(anatomy: np.random.Generator, visit: np.random.Generator, ctr: float, variation: float = 1.0):
@@ -165,7 +175,7 @@ class Frame:
         self.scale = scale
         self.shift = np.asarray(shift, dtype=np.float64)
         p = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
-        qx, qy = p[None, :] - self.shift[0], p[:, None] - self.shift[1]
+        qx, qy = p[None, :] - float(shift[0]), p[:, None] - float(shift[1])
         # canonical = R^T (image - 0.5 - shift) / scale + 0.5
         self.u = ((c * qx + s * qy) / scale + 0.5).astype(np.float32)
         self.v = ((-s * qx + c * qy) / scale + 0.5).astype(np.float32)
@@ -177,10 +187,33 @@ class Frame:
 
     def window(self, u0: float, v0: float, u1: float, v1: float) -> tuple[slice, slice]:
         """Rows and columns of the pixels that cover a canonical box (plus a margin)."""
-        corners = self.to_pixels([[u0, v0], [u1, v0], [u0, v1], [u1, v1]])
-        lo = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, self.size)
-        hi = np.clip(np.ceil(corners.max(0)).astype(int) + 3, 0, self.size)
-        return slice(lo[1], hi[1]), slice(lo[0], hi[0])
+        # plain Python: this runs for every rib of every image, on four points
+        (r00, r01), (r10, r11) = self.rot.tolist()
+        sx, sy = float(self.shift[0]), float(self.shift[1])
+        xs, ys = [], []
+        for u, v in ((u0, v0), (u1, v0), (u0, v1), (u1, v1)):
+            du, dv = u - 0.5, v - 0.5
+            xs.append(((r00 * du + r01 * dv) * self.scale + 0.5 + sx) * self.size - 0.5)
+            ys.append(((r10 * du + r11 * dv) * self.scale + 0.5 + sy) * self.size - 0.5)
+        n = self.size
+        rows = slice(min(max(math.floor(min(ys)) - 2, 0), n), min(max(math.ceil(max(ys)) + 3, 0), n))
+        cols = slice(min(max(math.floor(min(xs)) - 2, 0), n), min(max(math.ceil(max(xs)) + 3, 0), n))
+        return rows, cols
+
+    def stacked_windows(self, u: np.ndarray, v: np.ndarray, boxes):
+        """Grids ``u, v`` cut to one window per canonical box, all of one shape, stacked [L, h, w];
+        with the (rows, cols) slices that put each item back into the image."""
+        windows = [self.window(*box) for box in boxes]
+        h = max(rows.stop - rows.start for rows, _ in windows)
+        w = max(cols.stop - cols.start for _, cols in windows)
+        windows = [
+            (
+                slice(min(r.start, self.size - h), min(r.start, self.size - h) + h),
+                slice(min(c.start, self.size - w), min(c.start, self.size - w) + w),
+            )
+            for r, c in windows
+        ]
+        return np.stack([u[win] for win in windows]), np.stack([v[win] for win in windows]), windows
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -206,7 +239,7 @@ def ellipse_distance(u, v, cu, cv, a, b, angle=0.0):
 def ellipse_depth(u, v, cu, cv, a, b, angle=0.0):
     """Path length through an ellipsoid seen face-on, 1 at its centre and 0 outside."""
     du, dv = _rotate(u - cu, v - cv, angle)
-    return np.sqrt(np.clip(1.0 - (du / a) ** 2 - (dv / b) ** 2, 0.0, None))
+    return np.sqrt(np.maximum(1.0 - (du / a) ** 2 - (dv / b) ** 2, 0.0))
 
 
 def curve_distance(u, v, us, vs, half_width):
@@ -218,15 +251,41 @@ def curve_distance(u, v, us, vs, half_width):
     return np.where((u >= us[0]) & (u <= us[-1]), d, np.inf), hw
 
 
+def clip01(x):
+    """``np.clip(x, 0, 1)`` without its Python overhead (it runs thousands of times per image)."""
+    return np.minimum(np.maximum(x, 0.0), 1.0)
+
+
 def smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
+    x = clip01(x)
     return x * x * (3.0 - 2.0 * x)
 
 
 def bone_profile(d, half_width):
     """Grey profile across a tubular bone: a bright cortex at the edges over a lighter marrow."""
-    x = np.clip(-d / half_width, 0.0, 1.0)  # 0 at the edge, 1 on the centre line
+    x = clip01(-d / half_width)  # 0 at the edge, 1 on the centre line
     return smoothstep(x * 4.0) * (0.65 + 0.35 * (1.0 - x) ** 2)
+
+
+def _column(x) -> np.ndarray:
+    """Per-item parameters as [L, 1, 1] float32, to broadcast over stacked windows [L, h, w]."""
+    return np.asarray(x, dtype=np.float32)[:, None, None]
+
+
+@dataclass
+class RibArcs:
+    """Posterior ribs of one side (arrays, one entry per rib level); see ``Anatomy.rib_arcs``."""
+
+    sign: int
+    peak_u: np.ndarray
+    center_v: np.ndarray
+    a_lateral: np.ndarray
+    a_medial: np.ndarray
+    b_lateral: np.ndarray
+    b_medial: np.ndarray
+    thickness: np.ndarray
+    medial_u: np.ndarray
+    end_u: np.ndarray
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -285,12 +344,16 @@ class Anatomy:
                 border = np.maximum(border, bulge)
         return border
 
+    @cached_property
+    def _hemithorax_grid(self):
+        return tuple(self.hemithorax_distance(side, self.u, self.v) for side in (RIGHT, LEFT))
+
     def hemithorax_distance(self, side: int, u=None, v=None):
         """Signed distance to one pleural cavity: the lung ellipse below the apex, above the dome,
-        lateral to the mediastinum."""
+        lateral to the mediastinum. Without ``u, v``: on the image grid (computed once)."""
         p = self.p
-        u = self.u if u is None else u
-        v = self.v if v is None else v
+        if u is None:
+            return self._hemithorax_grid[side]
         lung_h = p.lung_center_v - p.apex_v
         d_ellipse = ellipse_distance(u, v, self.side_u(side), p.lung_center_v, p.lung_half_width, lung_h)
         d_dome = v - self.dome(side, u)
@@ -309,12 +372,17 @@ class Anatomy:
 
     # -- heart and great vessels ----------------------------------------------------------------
     def heart_distance(self, u=None, v=None):
-        """Signed distance to the heart; below the diaphragm it is hidden in the abdomen, so cut there."""
+        """Signed distance to the heart; below the diaphragm it is hidden in the abdomen, so cut there.
+        Without ``u, v``: on the image grid (computed once)."""
         p = self.p
-        u = self.u if u is None else u
-        v = self.v if v is None else v
+        if u is None:
+            return self._heart_grid
         d = ellipse_distance(u, v, *p.heart_center, *p.heart_axes, angle=p.heart_angle)
         return np.maximum(d, v - self.diaphragm(u) - 0.01)
+
+    @cached_property
+    def _heart_grid(self):
+        return self.heart_distance(self.u, self.v)
 
     def heart_depth(self):
         p = self.p
@@ -368,69 +436,95 @@ class Anatomy:
         return soft.astype(np.float32), mask
 
     # -- ribs ------------------------------------------------------------------------------------
-    def rib_arc(self, side: int, level: int):
-        """Posterior rib ``level`` as two quarter ellipses that share the rib's highest point.
-
-        From its vertebra the rib rises laterally to a peak (medial quarter), then falls steeply along
-        the chest wall (lateral quarter). Returns (peak u, centre v, lateral semi-axis, medial
-        semi-axis, lateral drop, medial drop, thickness, sign).
-        """
+    def rib_arcs(self, side: int, levels) -> RibArcs:
+        """Posterior ribs ``levels`` (1 = top) of one side, each as two quarter ellipses sharing the
+        rib's highest point: from its vertebra the rib rises laterally to the peak (medial quarter),
+        then falls steeply to the chest wall (lateral quarter). Arrays with one entry per level."""
         p = self.p
         sign = side_sign(side)
-        v_medial = self.vertebra_v(level) + p.rib_jitter[level - 1]
-        drop = p.rib_drop * (0.8 + 0.04 * level)  # lower ribs slope more steeply
-        medial_u = 0.5 + sign * p.spine_half_width * 0.7
+        levels = np.asarray(levels)
+        v_medial = p.t1_top_v + (levels - 0.5) * p.vertebra_height + np.asarray(p.rib_jitter)[levels - 1]
+        drop = p.rib_drop * (0.8 + 0.04 * levels)  # lower ribs slope more steeply
+        medial_u = np.full(len(levels), 0.5 + sign * p.spine_half_width * 0.7)
         lung_h = p.lung_center_v - p.apex_v
-        t = min(max((v_medial + drop - p.lung_center_v) / lung_h, -1.0), 1.0)
-        wall = p.lung_half_width * math.sqrt(max(1.0 - t * t, 0.05)) + 0.025  # chest wall at the end
+        t = np.clip((v_medial + drop - p.lung_center_v) / lung_h, -1.0, 1.0)
+        wall = p.lung_half_width * np.sqrt(np.maximum(1.0 - t * t, 0.05)) + 0.025  # chest wall at the end
         end_u = self.side_u(side) + sign * wall
         peak_u = medial_u + 0.42 * (end_u - medial_u)
-        a_lat, a_med = abs(end_u - peak_u), 1.15 * abs(peak_u - medial_u)
-        rise = (
-            0.45 * drop * (1.0 - math.sqrt(1.0 - (1 / 1.15) ** 2))
-        )  # how far the peak is above the medial end
+        medial_stretch = 1.15  # the medial quarter ellipse is this much wider than the rib's rise
         b_med = 0.45 * drop
-        cv = v_medial - rise + drop
-        return peak_u, cv, a_lat, a_med, drop, b_med, p.rib_thickness[level - 1], sign, medial_u, end_u
+        rise = b_med * (1.0 - math.sqrt(1.0 - 1.0 / medial_stretch**2))  # peak above the medial end
+        return RibArcs(
+            sign=sign,
+            peak_u=peak_u,
+            center_v=v_medial - rise + drop,
+            a_lateral=np.abs(end_u - peak_u),
+            a_medial=medial_stretch * np.abs(peak_u - medial_u),
+            b_lateral=drop,
+            b_medial=b_med,
+            thickness=np.asarray(p.rib_thickness)[levels - 1],
+            medial_u=medial_u,
+            end_u=end_u,
+        )
 
-    def rib(self, side: int, level: int):
-        """(mask, soft bone profile, (rows, cols) window) of one posterior rib."""
-        peak_u, cv, a_lat, a_med, b_lat, b_med, thick, sign, medial_u, end_u = self.rib_arc(side, level)
-        u0, u1 = sorted((medial_u, end_u))
-        rows, cols = self.frame.window(u0 - thick, cv - b_lat - thick, u1 + thick, cv + thick)
-        u, v = self.u[rows, cols], self.v[rows, cols]
+    def ribs(self, side: int):
+        """(masks [L,h,w], soft bone profiles [L,h,w], windows) of the posterior ribs 1..L of one
+        side, computed together on equal-sized pixel windows (one NumPy pass for all ribs)."""
+        r = self.rib_arcs(side, np.arange(1, self.n_rib_pairs + 1))
+        boxes = [
+            (min(m, e) - t, cv - b - t, max(m, e) + t, cv + t)
+            for m, e, cv, b, t in zip(r.medial_u, r.end_u, r.center_v, r.b_lateral, r.thickness)
+        ]
+        u, v, windows = self.frame.stacked_windows(self.u, self.v, boxes)
+        peak_u, cv, a_lat, a_med, b_lat, b_med, thick, medial_u, end_u = (
+            _column(x)
+            for x in (
+                r.peak_u,
+                r.center_v,
+                r.a_lateral,
+                r.a_medial,
+                r.b_lateral,
+                r.b_medial,
+                r.thickness,
+                r.medial_u,
+                r.end_u,
+            )
+        )
+        sign = r.sign
         lateral = (u - peak_u) * sign >= 0
         d_lat = ellipse_distance(u, v, peak_u, cv, a_lat, b_lat)
         d_med = ellipse_distance(u, v, peak_u, cv - b_lat + b_med, a_med, b_med)
         d = np.abs(np.where(lateral, d_lat, d_med)) - thick / 2
         span = (v <= cv) & ((u - medial_u) * sign >= 0) & ((end_u - u) * sign >= 0)
         span &= lateral | (v <= cv - b_lat + b_med)
-        mask = (d <= 0) & span
-        soft = np.where(span, bone_profile(d, thick / 2), 0.0)
-        return mask, soft.astype(np.float32), (rows, cols)
+        soft = np.where(span, bone_profile(d, thick / 2), 0.0).astype(np.float32)
+        return (d <= 0) & span, soft, windows
 
     def rib_point(self, side: int, level: int, fraction: float) -> tuple[float, float]:
         """A point on a rib's centre line, ``fraction`` of the way (by angle) from its peak to its end."""
-        peak_u, cv, a_lat, _, b_lat, *_, sign, _, _ = self.rib_arc(side, level)
+        r = self.rib_arcs(side, [level])
         theta = fraction * math.pi / 2
-        return peak_u + sign * a_lat * math.sin(theta), cv - b_lat * math.cos(theta)
+        u = r.peak_u[0] + r.sign * r.a_lateral[0] * math.sin(theta)
+        return float(u), float(r.center_v[0] - r.b_lateral[0] * math.cos(theta))
 
-    def anterior_rib(self, side: int, level: int):
-        """(soft profile, window) of the faint anterior rib that continues posterior rib ``level``:
-        from the chest wall it runs medially and down to the costal cartilage (invisible)."""
-        _, cv, _, _, _, _, thick, sign, _, lateral_u = self.rib_arc(side, level)
-        lateral_v = cv
+    def anterior_ribs(self, side: int):
+        """(soft profiles [L,h,w], windows) of the faint anterior ribs continuing the posterior ones:
+        from the chest wall each runs medially and down to its costal cartilage (invisible)."""
+        r = self.rib_arcs(side, np.arange(1, self.n_rib_pairs + 1))
+        sign = r.sign
         medial_u = self.side_u(side) - sign * 0.05
-        a2, b2 = abs(lateral_u - medial_u), 0.12
-        cu2, cv2 = medial_u, lateral_v  # ellipse centre: its bottom point is the medial end
-        thick2 = thick * 1.15
-        u0, u1 = sorted((lateral_u, medial_u))
-        rows, cols = self.frame.window(u0 - thick2, cv2 - thick2, u1 + thick2, cv2 + b2 + thick2)
-        u, v = self.u[rows, cols], self.v[rows, cols]
-        d = np.abs(ellipse_distance(u, v, cu2, cv2, a2, b2)) - thick2 / 2
-        span = (v >= cv2) & ((u - medial_u) * sign >= 0)
-        fade = np.clip((u - medial_u) * sign / (0.4 * a2), 0.0, 1.0)  # cartilage is radiolucent
-        return np.where(span, bone_profile(d, thick2 / 2) * fade, 0.0).astype(np.float32), (rows, cols)
+        drop, thick = 0.12, 1.15 * r.thickness
+        # an ellipse centred above the medial end, whose lateral tip is the posterior rib's end
+        boxes = [
+            (min(e, medial_u) - t, cv - t, max(e, medial_u) + t, cv + drop + t)
+            for e, cv, t in zip(r.end_u, r.center_v, thick)
+        ]
+        u, v, windows = self.frame.stacked_windows(self.u, self.v, boxes)
+        a, cv, thick = _column(np.abs(r.end_u - medial_u)), _column(r.center_v), _column(thick)
+        d = np.abs(ellipse_distance(u, v, medial_u, cv, a, drop)) - thick / 2
+        span = (v >= cv) & ((u - medial_u) * sign >= 0)
+        fade = clip01((u - medial_u) * sign / (0.4 * a))  # the costal cartilage is radiolucent
+        return np.where(span, bone_profile(d, thick / 2) * fade, 0.0).astype(np.float32), windows
 
     # -- clavicles --------------------------------------------------------------------------------
     def clavicle_line(self, side: int):
