@@ -1,0 +1,351 @@
+"""Fine-tuning a pretrained encoder: segmentation and multi-label classification.
+
+The paper's transfer protocol (METHOD.md, "Evaluation protocols"):
+- segmentation: U-Net with the pretrained ResNet encoder, Adam lr 1e-3, soft-Dice loss, early stopping
+  on a validation split; Dice (and IoU for ChestX-Det) on the test split;
+- classification: the ResNet with a linear head, Adam lr 2e-4, BCE, per-class and mean AUC;
+- several seeded runs, reported as mean and std, methods compared with t-tests
+  (``edenkit.analysis.stats``).
+
+Datasets are the kit's item dicts (``image`` [1, H, W] in [0, 1] plus ``masks`` [S, H, W] or ``labels``
+[C]); a plain list of such dicts works too, which is how small sets are kept in memory.
+Training is counted in optimizer steps rather than epochs, so that a 3-image few-shot set and a
+75,000-image set share one loop: evaluate every ``eval_every`` steps, keep the best weights, stop after
+``patience`` evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from edenkit.checkpoint import load_into_resnet, load_into_unet
+from edenkit.models.backbones import GreyEncoder
+from edenkit.models.segmentation import DEFAULT_DECODER_CHANNELS, SegmentationUNet
+
+# ----------------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------------
+
+
+def _overlap(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+    pred, target = pred.bool().flatten(-2), target.bool().flatten(-2)
+    inter = (pred & target).sum(-1).double()
+    return inter, pred.sum(-1).double(), target.sum(-1).double()
+
+
+def dice_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dice 2|P∩T| / (|P| + |T|) per mask over the last two dims; 1 where both masks are empty."""
+    inter, p, t = _overlap(pred, target)
+    denom = p + t
+    return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
+
+
+def iou_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU |P∩T| / |P∪T| per mask over the last two dims; 1 where both masks are empty."""
+    inter, p, t = _overlap(pred, target)
+    union = p + t - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def auc_scores(labels: np.ndarray, scores: np.ndarray, names: Sequence[str] | None = None) -> dict:
+    """Per-class ROC AUC and their mean (sklearn). A class with only one label value has no AUC (None)
+    and is left out of the mean, which says over how many classes it was taken."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    if labels.shape != scores.shape or labels.ndim != 2:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must both be [N, C]")
+    names = list(names) if names is not None else [str(c) for c in range(labels.shape[1])]
+    per_class: dict[str, float | None] = {}
+    for c, name in enumerate(names):
+        column = labels[:, c]
+        per_class[name] = float(roc_auc_score(column, scores[:, c])) if 0 < column.sum() < len(column) else None
+    defined = [v for v in per_class.values() if v is not None]
+    return {"per_class": per_class, "mean": float(np.mean(defined)) if defined else float("nan"),
+            "n_classes": len(defined)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data helpers
+# ----------------------------------------------------------------------------------------------------
+
+
+class MaskGroups(Dataset):
+    """Target classes made of named mask channels: ``{"clavicle": ("right_clavicle", "left_clavicle")}``
+    gives one channel that is the union of both clavicles (the SCR clavicle target)."""
+
+    def __init__(self, base, groups: dict[str, Sequence[str]], structures: Sequence[str] | None = None):
+        structures = list(structures if structures is not None else getattr(base, "structures", ()))
+        unknown = sorted({s for names in groups.values() for s in names} - set(structures))
+        if unknown:
+            raise KeyError(f"MaskGroups: no mask named {unknown}; the dataset has {structures}")
+        self.base = base
+        self.classes = tuple(groups)
+        self.channels = [[structures.index(s) for s in names] for names in groups.values()]
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.base[index])
+        masks = item["masks"]
+        item["masks"] = torch.stack([masks[idx].amax(0) for idx in self.channels])
+        return item
+
+
+def in_memory(dataset, keys: Sequence[str] = ("image", "masks", "labels", "patient_id")) -> list[dict]:
+    """Every item of ``dataset`` computed once and kept (only ``keys``): small sets train faster."""
+    return [{k: v for k, v in dataset[i].items() if k in keys} for i in range(len(dataset))]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training loop shared by both tasks
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    arch: str = "resnet50"
+    lr: float | None = None  # None: the paper's 1e-3 (segmentation) or 2e-4 (classification)
+    batch_size: int = 8
+    max_steps: int = 2000
+    eval_every: int = 100  # steps between validations
+    patience: int = 5  # validations without improvement before stopping
+    threshold: float = 0.5  # on the sigmoid, for masks
+    decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS
+    num_workers: int = 0
+    device: str = "cpu"
+
+
+def _loader(dataset, batch_size: int, cfg: FinetuneConfig, generator: torch.Generator | None = None):
+    sampler = RandomSampler(dataset, generator=generator) if generator is not None else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                      drop_last=False)
+
+
+def _forever(dataset, cfg: FinetuneConfig, generator: torch.Generator):
+    while True:
+        yield from _loader(dataset, min(cfg.batch_size, len(dataset)), cfg, generator)
+
+
+def train_with_early_stopping(model: nn.Module, loss_fn: Callable, target_key: str, train_set, validate: Callable,
+                              cfg: FinetuneConfig, lr: float, generator: torch.Generator) -> dict:
+    """Adam on ``loss_fn(model(image), item[target_key])``; keep the weights with the best ``validate(model)``."""
+    device = torch.device(cfg.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    best = {"score": -float("inf"), "step": 0, "state": copy.deepcopy(model.state_dict())}
+    history, waited = [], 0
+    batches = _forever(train_set, cfg, generator)
+    for step in range(1, cfg.max_steps + 1):
+        model.train()
+        batch = next(batches)
+        loss = loss_fn(model(batch["image"].to(device)), batch[target_key].to(device).float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            score = validate(model)
+            history.append({"step": step, "train_loss": loss.item(), "val_score": score})
+            if score > best["score"]:
+                best, waited = {"score": score, "step": step, "state": copy.deepcopy(model.state_dict())}, 0
+            else:
+                waited += 1
+                if waited >= cfg.patience:
+                    break
+    model.load_state_dict(best["state"])
+    return {"best_val": best["score"], "best_step": best["step"], "steps": step, "history": history}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Segmentation
+# ----------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_segmentation(model: nn.Module, dataset, cfg: FinetuneConfig) -> dict[str, np.ndarray]:
+    """Per-image, per-class Dice and IoU: ``{"dice": [N, K], "iou": [N, K]}``."""
+    model.eval()
+    device = torch.device(cfg.device)
+    dice, iou = [], []
+    for batch in _loader(dataset, max(cfg.batch_size, 16), cfg):
+        pred = torch.sigmoid(model(batch["image"].to(device))) > cfg.threshold
+        target = batch["masks"].to(device) > 0.5
+        dice.append(dice_score(pred, target).cpu())
+        iou.append(iou_score(pred, target).cpu())
+    return {"dice": torch.cat(dice).numpy(), "iou": torch.cat(iou).numpy()}
+
+
+def finetune_segmentation(encoder_state: dict[str, torch.Tensor] | None, train_set, val_set, test_set,
+                          classes: Sequence[str], cfg: FinetuneConfig | None = None, seed: int = 0) -> dict:
+    """Fine-tune a U-Net (encoder from ``encoder_state``, random when None) on masks; test Dice and IoU.
+
+    Returns ``{"dice": {class: mean}, "iou": {class: mean}, "mean_dice", "mean_iou", "best_val", "best_step",
+    "steps", "seconds", "history"}``; Dice/IoU are fractions in [0, 1], averaged over test images.
+    """
+    cfg = cfg or FinetuneConfig()
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):  # a seeded decoder init that leaves the caller's RNG alone
+        torch.manual_seed(seed)
+        model = SegmentationUNet(cfg.arch, len(classes), cfg.decoder_channels)
+    if encoder_state is not None:
+        load_into_unet(model.unet, encoder_state)
+    model.to(cfg.device)
+    dice_loss = smp.losses.DiceLoss(mode="multilabel", from_logits=True)
+
+    def validate(m):
+        return float(evaluate_segmentation(m, val_set, cfg)["dice"].mean())
+
+    generator = torch.Generator().manual_seed(seed)
+    fit = train_with_early_stopping(model, dice_loss, "masks", train_set, validate, cfg,
+                                    cfg.lr if cfg.lr is not None else 1e-3, generator)
+    test = evaluate_segmentation(model, test_set, cfg)
+    dice, iou = test["dice"].mean(0), test["iou"].mean(0)
+    return {
+        "dice": dict(zip(classes, map(float, dice))), "iou": dict(zip(classes, map(float, iou))),
+        "mean_dice": float(dice.mean()), "mean_iou": float(iou.mean()),
+        **fit, "seconds": time.perf_counter() - start,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Classification
+# ----------------------------------------------------------------------------------------------------
+
+
+def build_classifier(arch: str, num_classes: int, encoder_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Grey image -> ``num_classes`` logits: the ResNet trunk (loaded strictly) and a linear head."""
+    encoder = GreyEncoder(arch)
+    if encoder_state is not None:
+        load_into_resnet(encoder.net, encoder_state)
+    return nn.Sequential(encoder, nn.Linear(encoder.dim, num_classes))
+
+
+@torch.no_grad()
+def predict_labels(model: nn.Module, dataset, cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    labels, scores = [], []
+    for batch in _loader(dataset, max(cfg.batch_size, 32), cfg):
+        scores.append(torch.sigmoid(model(batch["image"].to(cfg.device))).cpu())
+        labels.append(batch["labels"])
+    return torch.cat(labels).numpy(), torch.cat(scores).numpy()
+
+
+def finetune_classification(encoder_state: dict[str, torch.Tensor] | None, train_set, val_set, test_set,
+                            class_names: Sequence[str], cfg: FinetuneConfig | None = None, seed: int = 0) -> dict:
+    """Fine-tune ResNet + linear head with BCE; test per-class and mean AUC (validation picks the weights).
+
+    Returns ``{"auc": {class: auc or None}, "mean_auc", "best_val", "best_step", "steps", "seconds", "history"}``.
+    """
+    cfg = cfg or FinetuneConfig()
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_classifier(cfg.arch, len(class_names), encoder_state)
+    model.to(cfg.device)
+
+    def validate(m):
+        return auc_scores(*predict_labels(m, val_set, cfg))["mean"]
+
+    generator = torch.Generator().manual_seed(seed)
+    fit = train_with_early_stopping(model, nn.functional.binary_cross_entropy_with_logits, "labels", train_set,
+                                    validate, cfg, cfg.lr if cfg.lr is not None else 2e-4, generator)
+    test = auc_scores(*predict_labels(model, test_set, cfg), names=class_names)
+    return {"auc": test["per_class"], "mean_auc": test["mean"], **fit, "seconds": time.perf_counter() - start}
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI: python -m edenkit finetune
+# ----------------------------------------------------------------------------------------------------
+
+#: Segmentation targets of the phantom, as unions of its mask channels (clavicle = both, as in SCR).
+PHANTOM_TARGETS = {
+    "heart": ("heart",),
+    "clavicle": ("right_clavicle", "left_clavicle"),
+    "lungs": ("right_lung", "left_lung"),
+}
+
+
+def phantom_splits(task: str, n_train: int, n_val: int, n_test: int, size: int, seed: int,
+                   targets: Sequence[str] = ("heart",)):
+    """Disjoint in-memory phantom train/val/test sets (different dataset seeds = different patients)."""
+    from edenkit.data.phantom import FINDINGS, PhantomDataset
+
+    splits = []
+    for offset, n in enumerate((n_train, n_val, n_test)):
+        base = PhantomDataset(n, size=size, seed=seed * 10 + offset + 1)
+        if task == "segmentation":
+            unknown = [t for t in targets if t not in PHANTOM_TARGETS]
+            if unknown:
+                raise KeyError(f"unknown phantom target {unknown}; expected some of {sorted(PHANTOM_TARGETS)}")
+            base = MaskGroups(base, {t: PHANTOM_TARGETS[t] for t in targets})
+        splits.append(in_memory(base))
+    return splits, (tuple(targets) if task == "segmentation" else FINDINGS)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--task", choices=("segmentation", "classification"), default="segmentation")
+    parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
+                        help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
+    parser.add_argument("--arch", default="resnet18", help="resnet18 / resnet34 / resnet50")
+    parser.add_argument("--targets", nargs="+", default=["heart"], help=f"phantom masks: {sorted(PHANTOM_TARGETS)}")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--n-train", type=int, default=64)
+    parser.add_argument("--n-val", type=int, default=16)
+    parser.add_argument("--n-test", type=int, default=32)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+
+
+def parse_encoder_specs(specs: Sequence[str]) -> dict[str, str]:
+    """``["adam=runs/x.pth", "random"]`` -> ``{"adam": "runs/x.pth", "random": "random"}``."""
+    named = {}
+    for spec in specs:
+        name, _, value = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        named[name] = value
+    return named
+
+
+def run(args) -> int:
+    from edenkit.analysis.stats import mean_std
+    from edenkit.checkpoint import resolve_encoder
+
+    cfg = FinetuneConfig(arch=args.arch, lr=args.lr, batch_size=args.batch_size, max_steps=args.max_steps,
+                         eval_every=args.eval_every, patience=args.patience, device=args.device)
+    results: dict = {"task": args.task, "config": dataclasses.asdict(cfg), "data": "phantom",
+                     "seeds": args.seeds, "methods": {}}
+    for name, spec in parse_encoder_specs(args.encoder).items():
+        runs = []
+        for seed in args.seeds:
+            (train, val, test), classes = phantom_splits(args.task, args.n_train, args.n_val, args.n_test,
+                                                         args.size, seed, args.targets)
+            state = resolve_encoder(spec, args.arch, seed)
+            fn = finetune_segmentation if args.task == "segmentation" else finetune_classification
+            out = fn(state, train, val, test, classes, cfg, seed)
+            out.pop("history")
+            runs.append(out)
+            metric = "mean_dice" if args.task == "segmentation" else "mean_auc"
+            print(f"{name} seed {seed}: {metric} {out[metric]:.4f} ({out['seconds']:.0f} s)")
+        metric = "mean_dice" if args.task == "segmentation" else "mean_auc"
+        results["methods"][name] = {"encoder": spec, "runs": runs, metric: mean_std([r[metric] for r in runs])}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+    return 0
