@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from edenkit.losses import info_nce, purposive_prune_mask
+from edenkit.losses import info_nce, pruning_profile, purposive_prune_mask
 
 
 def reference_loss(q, k, queue, tau, threshold):
@@ -109,3 +111,16 @@ def test_bad_shapes_name_the_inputs():
         info_nce(q, k, queue[:, :8])
     with pytest.raises(ValueError, match="q \\[B, D\\]"):
         info_nce(q, k[:4], queue)
+
+
+def test_pruning_profile_splits_collisions_from_genuine_negatives():
+    sims = torch.tensor([[0.9, 0.85, 0.3, 0.95], [0.1, 0.82, 0.7, 0.2]])
+    same = torch.tensor([[True, False, False, True], [False, True, False, False]])
+    profile = pruning_profile(sims, [0.8, 0.9, 0.99], same)
+    assert profile["threshold"] == [0.8, 0.9, 0.99]
+    assert profile["pruned"] == pytest.approx([4 / 8, 2 / 8, 0.0])
+    assert profile["pruned_same"] == pytest.approx([1.0, 2 / 3, 0.0])
+    assert profile["pruned_other"] == pytest.approx([1 / 5, 0.0, 0.0])
+    assert profile["same_among_pruned"][:2] == pytest.approx([3 / 4, 1.0])
+    assert math.isnan(profile["same_among_pruned"][2])
+    assert set(pruning_profile(sims, [0.5])) == {"threshold", "pruned"}

@@ -137,15 +137,27 @@ class AnatomyPairs(Dataset):
         return len(self.base_dataset)
 
     def __getitem__(self, index: int) -> dict:
+        return self.pair(index)
+
+    def pair(self, index: int, part: int | None = None) -> dict:
+        """Item ``index``; ``part`` forces the anchor (same generator stream), for figures and analyses."""
         item = self.base_dataset[index]
         if not isinstance(item, dict) or "image" not in item:
             raise TypeError(
                 f"AnatomyPairs: item {index} of {type(self.base_dataset).__name__} must be a dict with an "
                 f"'image' tensor [1, H, W], got {type(item).__name__}"
             )
+        image = item["image"]
         generator = torch.Generator().manual_seed(sample_seed(self.seed, self.n, self.epoch, index))
-        anchor, box, part = _draw_part(item["image"], self.n, self.mode, generator)
+        anchor, box, drawn = _draw_part(image, self.n, self.mode, generator)
+        if part is not None and part != drawn:
+            boxes = part_boxes(image.shape[-2], image.shape[-1], self.n, self.mode)
+            if not 0 <= part < len(boxes):
+                raise IndexError(f"AnatomyPairs.pair: part {part} out of range for {len(boxes)} parts at n={self.n}")
+            y0, x0, y1, x1 = box = boxes[part]
+            anchor = image[:, y0:y1, x0:x1]
         view1, view2 = self.augment(anchor, generator)
+        part = drawn if part is None else part
         return {"view1": view1, "view2": view2, "box": torch.tensor(box), "part": part, "index": index}
 
 

@@ -19,9 +19,16 @@ Rotation uses bilinear interpolation with black corners.
 Randomness: torchvision's random transforms draw from the global torch RNG. ``TwoViewAugment`` runs them
 inside ``torch.random.fork_rng`` seeded from the caller's ``torch.Generator``, so that generator is the
 only source of randomness and the global RNG state is left untouched.
+
+Threads: the views are small tensors, for which intra-op threads cost more than they save (on a busy
+2-core machine a 2-thread blur stalls for milliseconds). DataLoader workers already run with one thread;
+the augmentation also runs on one thread in the main process (``num_workers=0``, notebooks), which
+made it 5-10x faster there on our 2-core machine under load.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -66,12 +73,23 @@ class TwoViewAugment:
                 f"TwoViewAugment expects a float anchor [1, h, w] in [0, 1], got {anchor.dtype} {tuple(anchor.shape)}"
             )
         seed = int(torch.randint(2**62, (), generator=generator))
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), one_thread():
             torch.manual_seed(seed)
             return self.view(anchor), self.view(anchor)
 
     def __repr__(self) -> str:
         return f"TwoViewAugment({self.view})"
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block with one intra-op thread, then restore the previous setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class SeparableGaussianBlur(nn.Module):

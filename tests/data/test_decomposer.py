@@ -161,3 +161,15 @@ def test_pairs_reject_items_without_an_image():
         AnatomyPairs(Tensors(), 1, 8)[0]
     with pytest.raises(ValueError, match="granularity"):
         AnatomyPairs(Tensors(), 7, 8)
+
+
+def test_a_forced_part_keeps_the_augmentation_draws():
+    base = TinyImages()
+    pairs = AnatomyPairs(base, 2, 16, seed=1, augment=identity_views)
+    drawn = pairs[3]
+    assert torch.equal(pairs.pair(3, part=drawn["part"])["view1"], drawn["view1"])
+    other = (drawn["part"] + 1) % 4
+    forced = pairs.pair(3, part=other)
+    assert forced["part"] == other and tuple(forced["box"].tolist()) == part_boxes(32, 48, 2)[other]
+    with pytest.raises(IndexError, match="part 4"):
+        pairs.pair(3, part=4)

@@ -75,3 +75,9 @@ def test_bad_anchors_are_rejected():
         augment(torch.zeros(1, 20, 20, dtype=torch.uint8), torch.Generator())
     with pytest.raises(ValueError, match="view size"):
         TwoViewAugment(4)
+
+
+def test_the_thread_setting_is_restored():
+    threads = torch.get_num_threads()
+    TwoViewAugment(16)(anchor(), torch.Generator())
+    assert torch.get_num_threads() == threads

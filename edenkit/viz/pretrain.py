@@ -1,0 +1,210 @@
+"""Figures and widgets for pretraining: the anatomy decomposer, its anchors and views, the purposive pruner.
+
+Every function returns its figure (or widget) so that a notebook shows it and a test can check it.
+Images are grey tensors [1, H, W] (or [H, W]) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from edenkit.data.decomposer import AnatomyPairs, Mode, decompose, part_boxes
+
+SAME_COLOUR = "tab:red"  # negatives that show the query's own anatomy (semantic collisions)
+OTHER_COLOUR = "tab:blue"  # genuine negatives: other anatomy
+
+
+def _grey(ax, image, title: str | None = None) -> None:
+    image = image.squeeze(0) if isinstance(image, torch.Tensor) and image.ndim == 3 else image
+    ax.imshow(np.asarray(image), cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _draw_parts(ax, height: int, width: int, n: int, mode: Mode, highlight: int | None = None) -> None:
+    boxes = part_boxes(height, width, n, mode)
+    order = [i for i in range(len(boxes)) if i != highlight] + ([highlight] if highlight is not None else [])
+    for i in order:  # the highlighted part last, so that its outline stays on top
+        y0, x0, y1, x1 = boxes[i]
+        colour = "gold" if i == highlight else "cyan"
+        ax.add_patch(
+            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+                      linewidth=2.5 if i == highlight else 1.0)
+        )
+        if len(boxes) > 1:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, str(i), color=colour, ha="center", va="center", fontsize=8,
+                    bbox={"facecolor": "black", "alpha": 0.4, "pad": 1, "linewidth": 0})
+
+
+def _parts_title(prefix: str, count: int) -> str:
+    return f"{prefix}: {count} part{'s' if count > 1 else ''}"
+
+
+def show_parts(image: torch.Tensor, levels=(0, 1, 2, 3, 4), mode: Mode = "paper") -> Figure:
+    """One panel per granularity level: the image cut into its parts, numbered row-major."""
+    height, width = image.shape[-2:]
+    fig, axes = plt.subplots(1, len(levels), figsize=(2.6 * len(levels), 2.9), squeeze=False)
+    for ax, n in zip(axes[0], levels):
+        _grey(ax, image, _parts_title(f"n = {n}", len(part_boxes(height, width, n, mode))))
+        _draw_parts(ax, height, width, n, mode)
+    fig.suptitle(f"Anatomy decomposer, {mode} mode", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def compare_modes(image: torch.Tensor, levels=(1, 2, 3, 4)) -> Figure:
+    """The paper's alternating cuts (top) against the released code's n x n grid (bottom)."""
+    height, width = image.shape[-2:]
+    fig, axes = plt.subplots(2, len(levels), figsize=(2.6 * len(levels), 5.6), squeeze=False)
+    for row, mode in enumerate(("paper", "grid")):
+        for ax, n in zip(axes[row], levels):
+            _grey(ax, image, _parts_title(f"{mode}, n = {n}", len(part_boxes(height, width, n, mode))))
+            _draw_parts(ax, height, width, n, mode)
+    fig.tight_layout()
+    return fig
+
+
+def show_part_across_patients(images: list[torch.Tensor], n: int, part: int, mode: Mode = "paper") -> Figure:
+    """The same part (grid cell) cut from several patients: the same anatomy, seen in different people."""
+    fig, axes = plt.subplots(1, len(images), figsize=(1.9 * len(images), 2.2), squeeze=False)
+    for i, (ax, image) in enumerate(zip(axes[0], images)):
+        y0, x0, y1, x1 = part_boxes(image.shape[-2], image.shape[-1], n, mode)[part]
+        _grey(ax, image[..., y0:y1, x0:x1], f"patient {i}")
+    fig.suptitle(f"part {part} at n = {n} in {len(images)} patients", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_anchor_views(pairs: AnatomyPairs, indices, parts=None) -> Figure:
+    """Per row: the image with the anchor's box, the anchor, and its two augmented views (the positive pair)."""
+    indices = list(indices)
+    parts = [None] * len(indices) if parts is None else list(parts)
+    fig, axes = plt.subplots(len(indices), 4, figsize=(8.4, 2.2 * len(indices)), squeeze=False)
+    for row, (index, part) in zip(axes, zip(indices, parts)):
+        image = pairs.base_dataset[index]["image"]
+        item = pairs.pair(index, part)
+        y0, x0, y1, x1 = item["box"].tolist()
+        _grey(row[0], image, f"image {index}, n = {pairs.n}")
+        _draw_parts(row[0], image.shape[-2], image.shape[-1], pairs.n, pairs.mode, highlight=item["part"])
+        _grey(row[1], image[:, y0:y1, x0:x1], f"anchor = part {item['part']}")
+        _grey(row[2], item["view1"], "view 1 (query)")
+        _grey(row[3], item["view2"], "view 2 (key)")
+    fig.tight_layout()
+    return fig
+
+
+def show_views(anchor: torch.Tensor, augment, count: int = 8, seed: int = 0) -> Figure:
+    """``count`` independent augmented views of one anchor: what the augmentation does and does not do."""
+    generator = torch.Generator().manual_seed(seed)
+    views = [v for _ in range(math.ceil(count / 2)) for v in augment(anchor, generator)][:count]
+    fig, axes = plt.subplots(1, count + 1, figsize=(1.7 * (count + 1), 2.0), squeeze=False)
+    _grey(axes[0][0], anchor, "anchor")
+    for i, (ax, view) in enumerate(zip(axes[0][1:], views)):
+        _grey(ax, view, f"view {i + 1}")
+    fig.tight_layout()
+    return fig
+
+
+def part_frequencies(image: torch.Tensor, n: int, draws: int, seed: int = 0, mode: Mode = "paper") -> Figure:
+    """How often each part is drawn as the anchor in ``draws`` draws (uniform: every bar near 1/2^n)."""
+    boxes = part_boxes(image.shape[-2], image.shape[-1], n, mode)
+    generator = torch.Generator().manual_seed(seed)
+    counts = np.zeros(len(boxes))
+    for _ in range(draws):
+        counts[boxes.index(decompose(image, n, mode, generator)[1])] += 1
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.bar(range(len(boxes)), counts / draws, color="tab:gray")
+    ax.axhline(1 / len(boxes), color="black", linestyle="--", linewidth=1, label="uniform")
+    ax.set_xlabel("part index")
+    ax.set_ylabel("share of draws")
+    ax.set_title(f"{draws} anchor draws at n = {n}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def decomposer_explorer(base_dataset, view_size: int, seed: int = 0):
+    """An ipywidgets explorer: pick an image, a level n, an anchor part, the mode and the epoch, and see
+    the anchor and its two augmented views."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    image_slider = widgets.IntSlider(value=0, min=0, max=len(base_dataset) - 1, description="image")
+    level_slider = widgets.IntSlider(value=2, min=0, max=4, description="n")
+    part_slider = widgets.IntSlider(value=0, min=0, max=3, description="anchor part")
+    mode_toggle = widgets.ToggleButtons(options=["paper", "grid"], value="paper", description="mode")
+    epoch_slider = widgets.IntSlider(value=0, min=0, max=20, description="epoch")
+    output = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        pairs = AnatomyPairs(base_dataset, level_slider.value, view_size, mode_toggle.value, seed)
+        part_slider.max = len(part_boxes(*base_dataset[0]["image"].shape[-2:], pairs.n, pairs.mode)) - 1
+        pairs.set_epoch(epoch_slider.value)
+        with output:
+            output.clear_output(wait=True)
+            fig = show_anchor_views(pairs, [image_slider.value], [part_slider.value])
+            display(fig)
+            plt.close(fig)
+
+    for control in (image_slider, level_slider, part_slider, mode_toggle, epoch_slider):
+        control.observe(redraw, names="value")
+    redraw()
+    controls = widgets.VBox([image_slider, level_slider, part_slider, mode_toggle, epoch_slider])
+    return widgets.VBox([controls, output])
+
+
+def plot_negative_similarities(
+    sims: torch.Tensor, same: torch.Tensor, thresholds=(0.8,), title: str | None = None
+) -> Figure:
+    """Histogram of query-negative cosines, collisions (same part, other patient) vs other anatomy."""
+    sims, same = sims.flatten().cpu().numpy(), same.flatten().cpu().numpy()
+    bins = np.linspace(min(-0.2, sims.min()), 1.0, 61)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.hist(sims[~same], bins=bins, density=True, alpha=0.6, color=OTHER_COLOUR, label="other part (genuine negative)")
+    ax.hist(sims[same], bins=bins, density=True, alpha=0.6, color=SAME_COLOUR, label="same part, other patient (collision)")
+    for threshold in thresholds:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" {threshold:g}", fontsize=8, va="top")
+    ax.set_xlabel("cosine similarity between a query and a queue negative")
+    ax.set_ylabel("density")
+    ax.set_title(title or "Negatives in the queue", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pruning_profile(profile: dict[str, list[float]], paper_threshold: float = 0.8) -> Figure:
+    """Fraction pruned against the threshold: all negatives, collisions and genuine negatives
+    (``profile`` from ``edenkit.losses.pruning_profile`` with ``same`` given)."""
+    t = profile["threshold"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.plot(t, profile["pruned"], "k-o", markersize=3, label="all negatives")
+    ax.plot(t, profile["pruned_same"], "-o", color=SAME_COLOUR, markersize=3, label="collisions (same part)")
+    ax.plot(t, profile["pruned_other"], "-o", color=OTHER_COLOUR, markersize=3, label="genuine negatives (other part)")
+    ax.axvline(paper_threshold, color="gray", linestyle="--", linewidth=1, label=f"paper: {paper_threshold:g}")
+    ax.set_xlabel("pruning threshold (cosine)")
+    ax.set_ylabel("fraction pruned")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_by_threshold(thresholds: list[float], losses: list[float], plain_loss: float) -> Figure:
+    """InfoNCE loss with the pruner at each threshold, against plain InfoNCE (no pruning)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.0))
+    ax.plot(thresholds, losses, "-o", color="tab:green", markersize=3, label="with the purposive pruner")
+    ax.axhline(plain_loss, color="black", linestyle="--", linewidth=1, label="plain InfoNCE (MoCo-v2)")
+    ax.set_xlabel("pruning threshold (cosine)")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,67 @@
+"""Figures and the explorer for the decomposer and the pruner build and show what they claim."""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from edenkit.data.decomposer import AnatomyPairs
+from edenkit.data.transforms import TwoViewAugment
+from edenkit.losses import pruning_profile
+from edenkit.viz import pretrain as viz
+
+
+@pytest.fixture
+def images():
+    g = torch.Generator().manual_seed(0)
+    return [{"image": torch.rand(1, 32, 32, generator=g)} for _ in range(3)]
+
+
+def rectangles(ax):
+    return [p for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle)]
+
+
+def test_parts_figure_draws_every_part(images):
+    fig = viz.show_parts(images[0]["image"], levels=(0, 2, 3))
+    assert [len(rectangles(ax)) for ax in fig.axes] == [1, 4, 8]
+    assert fig.axes[0].get_title() == "n = 0: 1 part"
+    fig = viz.compare_modes(images[0]["image"], levels=(1, 3))
+    assert [len(rectangles(ax)) for ax in fig.axes] == [2, 8, 1, 9]
+    plt.close("all")
+
+
+def test_anchor_views_highlight_the_anchor(images):
+    pairs = AnatomyPairs(images, n=2, view_size=16, seed=0)
+    fig = viz.show_anchor_views(pairs, [1, 2], parts=[3, None])
+    first_row = fig.axes[0]
+    gold = [p for p in rectangles(first_row) if p.get_edgecolor()[:3] == matplotlib.colors.to_rgb("gold")]
+    assert len(gold) == 1 and gold[0].get_xy() == (16 - 0.5, 16 - 0.5)  # part 3 = bottom right
+    assert len(fig.axes) == 8
+    viz.show_views(images[0]["image"], TwoViewAugment(16), count=3)
+    viz.show_part_across_patients([x["image"] for x in images], n=2, part=0)
+    viz.part_frequencies(images[0]["image"], n=2, draws=40)
+    plt.close("all")
+
+
+def test_explorer_redraws_when_a_control_changes(images):
+    widget = viz.decomposer_explorer(images, view_size=16)
+    controls, output = widget.children
+    level, part = controls.children[1], controls.children[2]
+    level.value = 4
+    assert part.max == 15
+    level.value = 1
+    assert part.max == 1
+    plt.close("all")
+
+
+def test_pruner_figures():
+    sims = torch.tensor([[0.9, 0.3], [0.85, 0.1]])
+    same = torch.tensor([[True, False], [False, True]])
+    viz.plot_negative_similarities(sims, same, thresholds=(0.8,))
+    profile = pruning_profile(sims, [0.5, 0.8, 0.95], same)
+    fig = viz.plot_pruning_profile(profile)
+    assert len(fig.axes[0].lines) == 4
+    viz.plot_loss_by_threshold([0.5, 0.8], [1.0, 2.0], plain_loss=2.5)
+    plt.close("all")
