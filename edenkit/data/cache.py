@@ -301,6 +301,15 @@ def open_cached_split(info: CacheInfo, dataset: RealDataset) -> CachedImages:
     return CachedImages(info, rows)
 
 
+def measure_read_rate(dataset: Dataset, limit: int | None = None) -> float:
+    """Images per second reading items of ``dataset`` once in this process (the benchmark's yardstick)."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    start = time.perf_counter()
+    for i in range(count):
+        dataset[i]["image"].sum()  # touch the pixels, as a training step would
+    return count / (time.perf_counter() - start)
+
+
 # ----------------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------------
