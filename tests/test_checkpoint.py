@@ -98,14 +98,25 @@ def test_plain_torchvision_with_and_without_fc(query):
     _assert_is_query_trunk(encoder_state_dict(_trunk(query)), query)
 
 
-def test_edenkit_training_checkpoint(query, key_encoder):
-    """The kit's MoCo: encoder_q = GreyEncoder (trunk under "net.") plus a head, inside ckpt["model"]."""
-    state = {f"encoder_q.net.{k}": v for k, v in _trunk(query).items()}
+def test_edenkit_training_checkpoint_layout(query, key_encoder):
+    """pretrain.py saves {"model": MoCo.state_dict(), ...}: the trunk under "encoder_q.backbone.net."."""
+    state = {f"encoder_q.backbone.net.{k}": v for k, v in _trunk(query).items()}
     state.update({f"encoder_q.head.{k}": v for k, v in query.fc.state_dict().items()})
-    state.update({f"encoder_k.net.{k}": v for k, v in _trunk(key_encoder).items()})
+    state.update({f"encoder_k.backbone.net.{k}": v for k, v in _trunk(key_encoder).items()})
+    state.update({f"encoder_k.head.{k}": v for k, v in key_encoder.fc.state_dict().items()})
     state["queue"] = torch.randn(64, 128)
     state["queue_ptr"] = torch.zeros(1, dtype=torch.long)
     _assert_is_query_trunk(encoder_state_dict({"model": state, "optimizer": {}, "epoch": 3}), query)
+
+
+def test_edenkit_moco_model_round_trip(tmp_path):
+    moco = pytest.importorskip("edenkit.models.moco")
+    model = moco.MoCo(ARCH, dim=16, queue_size=32)
+    path = atomic_save({"model": model.state_dict(), "epoch": 0}, tmp_path / "last.pth")
+    converted = encoder_state_dict(path)
+    expected = model.backbone.state_dict()
+    assert set(converted) == set(expected)
+    assert all(torch.equal(converted[k], v) for k, v in expected.items())
 
 
 def test_smp_unet_state_dict(query):
