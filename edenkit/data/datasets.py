@@ -253,6 +253,7 @@ class RealDataset(Dataset):
     """Records + a reader. Subclasses build the records and implement ``read_image``/``read_masks``."""
 
     name = "dataset"
+    splits: tuple[str, ...] = ("all",)  # the first is the default
     label_names: tuple[str, ...] = ()
     mask_names: tuple[str, ...] = ()
 
@@ -366,11 +367,11 @@ class ChestXray14(RealDataset):
 
     name = "chestxray14"
     label_names = CHESTXRAY14_LABELS
-    SPLITS = ("train", "val", "train_val", "test", "all")
+    splits = ("train", "val", "train_val", "test", "all")
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  on_error: str = "raise", targets: bool = True, val_seed: int = 0):
-        _check_split(split, self.SPLITS, self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "chestxray14")
         self.images_dir = _require(self.root / "images", "a folder of ChestX-ray14 PNGs")
         self.split = split
@@ -462,7 +463,7 @@ class JSRT(RealDataset):
 
     def __init__(self, root: str | Path, split: str = "all", size: int | None = 224, *,
                  on_error: str = "raise", targets: bool = True, invert: bool = True):
-        _check_split(split, ("all",), self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "jsrt")
         self.invert = invert
         images = _require(self.root / "images", "a folder of JSRT .IMG files")
@@ -483,12 +484,12 @@ class SCR(JSRT):
     """
 
     name = "scr"
-    SPLITS = ("fold1", "fold2", "all")
+    splits = ("fold1", "fold2", "all")
 
     def __init__(self, root: str | Path, split: str = "fold1", size: int | None = 224, *,
                  structures: Sequence[str] = tuple(SCR_STRUCTURES), on_error: str = "raise",
                  targets: bool = True, invert: bool = True):
-        _check_split(split, self.SPLITS, self.name)
+        _check_split(split, self.splits, self.name)
         unknown = [s for s in structures if s not in SCR_STRUCTURES]
         if unknown:
             raise ValueError(f"scr: unknown structure {unknown[0]!r}; expected some of {', '.join(SCR_STRUCTURES)}")
@@ -537,11 +538,12 @@ class ChestXDet(RealDataset):
     """
 
     name = "chestx_det"
+    splits = ("train", "test")
     label_names = CHESTX_DET_CLASSES
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  binary: bool = True, on_error: str = "raise", targets: bool = True):
-        _check_split(split, ("train", "test"), self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "chestx_det")
         self.binary = binary
         self.mask_names = ("abnormal",) if binary else CHESTX_DET_CLASSES
@@ -585,12 +587,13 @@ class SIIMACR(RealDataset):
     """
 
     name = "siim_acr"
+    splits = ("train", "val", "test", "all")
     label_names = ("pneumothorax",)
     mask_names = ("pneumothorax",)
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  seed: int = 0, on_error: str = "raise", targets: bool = True):
-        _check_split(split, ("train", "val", "test", "all"), self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "siim_acr")
         rle_csv = _require(self.root / "train-rle.csv", "the SIIM-ACR run-length CSV")
         images = _require(self.root / "dicom-images-train", "the SIIM-ACR training DICOM folder")
@@ -637,11 +640,12 @@ class VinDrCXR(RealDataset):
     """
 
     name = "vindr_cxr"
+    splits = ("train", "test")
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  labels: Sequence[str] = VINDR_CXR_LABELS, aggregate: str = "majority",
                  on_error: str = "raise", targets: bool = True):
-        _check_split(split, ("train", "test"), self.name)
+        _check_split(split, self.splits, self.name)
         if aggregate not in ("majority", "any"):
             raise ValueError(f"vindr_cxr: aggregate must be 'majority' or 'any', got {aggregate!r}")
         self.root = dataset_dir(root, "vindr_cxr")
@@ -679,11 +683,12 @@ class VinDrRibCXR(RealDataset):
     """
 
     name = "vindr_ribcxr"
+    splits = ("train", "val")
     mask_names = VINDR_RIBS
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  on_error: str = "raise", targets: bool = True):
-        _check_split(split, ("train", "val"), self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "vindr_ribcxr")
         folder = _require(self.root / split, f"the VinDr-RibCXR {split} folder")
         tables = sorted(folder.glob("*.json"))
@@ -722,11 +727,12 @@ class Shenzhen(RealDataset):
     """
 
     name = "shenzhen"
+    splits = ("train", "val", "test", "all")
     label_names = ("tuberculosis",)
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  seed: int = 0, on_error: str = "raise", targets: bool = True):
-        _check_split(split, ("train", "val", "test", "all"), self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "shenzhen")
         folder = _require(self.root / "CXR_png", "the Shenzhen CXR_png folder")
         paths = sorted(folder.glob("CHNCXR_*_[01].png"))
@@ -744,12 +750,13 @@ class DRIVE(RealDataset):
     """
 
     name = "drive"
+    splits = ("training", "test")
     mask_names = DRIVE_MASKS
 
     def __init__(self, root: str | Path, split: str = "training", size: int | None = 224, *,
                  color: str = "grey", on_error: str = "raise", targets: bool = True):
         split = {"train": "training"}.get(split, split)
-        _check_split(split, ("training", "test"), self.name)
+        _check_split(split, self.splits, self.name)
         if color not in ("grey", "rgb"):
             raise ValueError(f"drive: color must be 'grey' or 'rgb', got {color!r}")
         self.root = dataset_dir(root, "drive")
@@ -774,10 +781,11 @@ class EyePACS(RealDataset):
     """EyePACS (Kaggle diabetic retinopathy): fundus JPEGs, unlabelled here (pretraining only)."""
 
     name = "eyepacs"
+    splits = ("train", "test")
 
     def __init__(self, root: str | Path, split: str = "train", size: int | None = 224, *,
                  color: str = "grey", on_error: str = "raise", targets: bool = True):
-        _check_split(split, ("train", "test"), self.name)
+        _check_split(split, self.splits, self.name)
         self.root = dataset_dir(root, "eyepacs")
         self.color = color
         folder = _require(self.root / split, f"the EyePACS {split} folder")

@@ -387,3 +387,20 @@ def test_open_image_dataset_without_cache_returns_images_only(tmp_path):
         D.open_dataset("chestxray15", tmp_path, "train")
     with pytest.raises(D.DatasetError, match="images"):
         D.open_dataset("chestxray14", tmp_path / "nowhere", "train")
+
+
+def test_viz_gallery_tree_and_rates(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from edenkit.viz import data as viz
+
+    make_jsrt_scr(tmp_path)
+    scr = D.SCR(tmp_path, "fold1", size=32)
+    fig = viz.show_items(scr, [0, 1], title="SCR")
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "JPCLN001"
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == set(D.SCR_STRUCTURES)
+    tree = viz.folder_tree(tmp_path, depth=3, files_per_folder=1)
+    assert "jsrt/" in tree and "JPCLN001.IMG" in tree and "... 3 more files" in tree
+    bars = viz.read_rates({"decode": 40.0, "cache": 6000.0})
+    assert bars.axes[0].get_xscale() == "log"
