@@ -404,3 +404,39 @@ def test_viz_gallery_tree_and_rates(tmp_path):
     assert "jsrt/" in tree and "JPCLN001.IMG" in tree and "... 3 more files" in tree
     bars = viz.read_rates({"decode": 40.0, "cache": 6000.0})
     assert bars.axes[0].get_xscale() == "log"
+
+
+# ---------------------------------------------------------------------------------- phantom exports, end to end
+
+def test_loaders_read_the_phantom_chestxray14_export(tmp_path):
+    from edenkit.data.phantom import FINDINGS
+    from edenkit.data.phantom_export import export_chestxray14
+
+    export_chestxray14(tmp_path / "chestxray14", n=30, size=64, seed=1)
+    every = D.ChestXray14(tmp_path, "all", size=None)
+    assert len(every) == 30 and every[0]["image"].shape == (1, 64, 64)
+    phantom_labels = {D.CHESTXRAY14_LABELS.index(f.capitalize()) for f in FINDINGS}
+    positives = {int(i) for r in every.records for i in np.flatnonzero(r.labels)}
+    assert positives and positives <= phantom_labels  # only the phantom's four findings, at METHOD.md's indices
+    train, val, test = (D.ChestXray14(tmp_path, s, size=32) for s in ("train", "val", "test"))
+    assert len(train) + len(val) + len(test) == 30 and len(val) > 0
+    patients = [{r.patient_id for r in d.records} for d in (train, val, test)]
+    assert not (patients[0] & patients[1]) and not (patients[0] & patients[2]) and not (patients[1] & patients[2])
+
+
+def test_loaders_read_the_phantom_jsrt_scr_export(tmp_path):
+    from edenkit.data.phantom_export import export_jsrt_scr
+
+    export_jsrt_scr(tmp_path, n=4, seed=2, size=128)
+    scr = D.SCR(tmp_path, "all", size=64)
+    assert len(scr) == 4 and len(D.SCR(tmp_path, "fold1")) == 2
+    item = scr[0]
+    image, masks = item["image"][0], item["masks"].bool()
+    lungs = masks[0] | masks[1]
+    heart = masks[list(D.SCR_STRUCTURES).index("heart")]
+    assert image[lungs].mean() < image[heart].mean()  # read the right way round: dark lungs, bright heart
+    right_lung = masks[0]
+    assert right_lung[:, :32].sum() > right_lung[:, 32:].sum()  # the patient's right is the image's left
+    jsrt = D.JSRT(tmp_path, size=None)
+    assert jsrt[0]["image"].shape == (1, 128, 128)
+    assert sum(r.labels[0] for r in jsrt.records) == sum(r.image_id.startswith("JPCLN") for r in jsrt.records)
