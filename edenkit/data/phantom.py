@@ -113,6 +113,11 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, stream])
 
 
+def draw_findings(rng: np.random.Generator, prevalence: dict[str, float]) -> dict[str, bool]:
+    """Independent findings (multi-label), one uniform draw per finding in FINDINGS order."""
+    return {name: bool(rng.random() < prevalence.get(name, 0.0)) for name in FINDINGS}
+
+
 def generate(
     seed: int,
     config: PhantomConfig | None = None,
@@ -131,9 +136,11 @@ def generate(
         config = dataclasses.replace(config, size=int(size))
     patient_seed = seed if patient_seed is None else patient_seed
     visit, anatomy_rng = _rng(seed, 1), _rng(patient_seed, 2)
-    findings = {name: bool(visit.random() < config.prevalence.get(name, 0.0)) for name in FINDINGS}
-    # the cardiothoracic ratio sets the heart width: normal below 0.5, cardiomegaly clearly above
-    ctr = visit.uniform(0.55, 0.66) if findings["cardiomegaly"] else anatomy_rng.uniform(0.38, 0.48)
+    findings = draw_findings(visit, config.prevalence)
+    # the cardiothoracic ratio sets the heart width: normal below 0.5, cardiomegaly clearly above.
+    # Both are drawn always, so that a finding never reshuffles the rest of the image.
+    normal_ctr, enlarged_ctr = anatomy_rng.uniform(0.38, 0.48), visit.uniform(0.55, 0.66)
+    ctr = enlarged_ctr if findings["cardiomegaly"] else normal_ctr
     p = Patient.draw(anatomy_rng, visit, ctr, config.variation)
     frame = Frame(config.size, p.angle, p.shift, p.scale)
     anatomy = Anatomy(p, frame, config.n_rib_pairs)
@@ -357,10 +364,10 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
         hu, hv = anatomy.hilum(side)
         # the collapsed lung is the normal lung shrunk towards its hilum; pleural air lies around it
         d_collapsed = anatomy.hemithorax_distance(side, hu + (u - hu) / k, hv + (v - hv) / k) * k
-        above_base = v < p.dome_v[side] - 0.04
+        above_base = (v < p.dome_v[side] - 0.04) & ~out.get("effusion", False)  # air rises above fluid
         rim = lungs[side] & (d_collapsed > 0) & above_base
         out["pneumothorax"] = rim
-        pleural_line = np.exp(-((d_collapsed / 0.0035) ** 2)) * lungs[side] * above_base
+        pleural_line = np.exp(-((d_collapsed / 0.0035) ** 2)) * (lungs[side] & above_base)
         atten -= rim * (0.08 + 0.3 * parts["vessels"] * parts["aerated"])  # more air, no lung markings
         atten += 0.12 * pleural_line
     return out
@@ -444,3 +451,97 @@ class PhantomDataset(torch.utils.data.Dataset):
             "patient_id": s.patient_id,
             "index": index,
         }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Exports (edenkit.data.phantom_export) and the `python -m edenkit phantom` command
+# ----------------------------------------------------------------------------------------------------
+
+
+def __getattr__(name: str):
+    # The writers live in phantom_export, which imports this module; resolving them lazily keeps
+    # `from edenkit.data.phantom import export_chestxray14` working without an import cycle.
+    if name in ("export_chestxray14", "export_jsrt_scr"):
+        from edenkit.data import phantom_export
+
+        return getattr(phantom_export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _prevalence(items: list[str] | None) -> dict[str, float]:
+    out = dict(PhantomConfig().prevalence)
+    for item in items or []:
+        name, _, value = item.partition("=")
+        if name not in FINDINGS or not value:
+            raise ValueError(f"--prevalence {item!r}: expected FINDING=P with FINDING one of {FINDINGS}")
+        out[name] = float(value)
+    return out
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    gen = sub.add_parser("generate", help="write N phantom PNGs, overlays and their ground truth (JSON)")
+    exp = sub.add_parser("export", help="write N phantoms in a real dataset's on-disk layout")
+    bench = sub.add_parser("bench", help="print the generation rate (images/s, one core)")
+    for p in (gen, exp):
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--n", type=int, default=16, help="number of images")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--prevalence", nargs="*", metavar="FINDING=P", help="e.g. nodule=0.3 effusion=0.2")
+    gen.add_argument("--size", type=int, default=256)
+    exp.add_argument("--layout", required=True, choices=("chestxray14", "jsrt_scr"))
+    exp.add_argument(
+        "--size", type=int, default=None, help="pixels (default: the real dataset's, 1024 / 2048)"
+    )
+    exp.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    bench.add_argument("--n", type=int, default=200, help="images per size")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    bench.add_argument("--json", default=None, help="also write the rates to this JSON file")
+
+
+def run(args) -> int:
+    import json
+
+    from edenkit.data import phantom_export
+
+    if args.action == "bench":
+        rates = benchmark(args.sizes, args.n)
+        for size, rate in rates.items():
+            print(f"phantom {size:>4} px: {rate:8.1f} images/s ({1000.0 / rate:6.1f} ms per image, one core)")
+        if args.json:
+            from pathlib import Path
+
+            Path(args.json).write_text(json.dumps({"images_per_second": rates, "n": args.n}, indent=2) + "\n")
+        return 0
+    config = PhantomConfig(prevalence=_prevalence(args.prevalence))
+    if args.action == "generate":
+        out = phantom_export.write_samples(args.out, args.n, args.size, args.seed, config)
+    elif args.layout == "chestxray14":
+        out = phantom_export.export_chestxray14(
+            args.out, args.n, args.size or 1024, args.seed, config=config, overwrite=args.overwrite
+        )
+    else:
+        out = phantom_export.export_jsrt_scr(
+            args.out, args.n, args.seed, size=args.size or 2048, config=config, overwrite=args.overwrite
+        )
+    print(f"wrote {args.n} phantoms to {out}")
+    return 0
+
+
+def benchmark(sizes=(64, 128, 256), n: int = 200) -> dict[int, float]:
+    """Images per second of :func:`generate` at each size, on one thread (CPU time)."""
+    import time
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = {}
+        for size in sizes:
+            generate(0, size=size)  # warm-up
+            start = time.perf_counter()
+            for seed in range(n):
+                generate(seed, size=size)
+            rates[int(size)] = n / (time.perf_counter() - start)
+        return rates
+    finally:
+        torch.set_num_threads(threads)

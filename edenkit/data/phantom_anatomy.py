@@ -325,6 +325,24 @@ class Anatomy:
     def dome_top_u(self, side: int) -> float:
         return self.side_u(side) - side_sign(side) * 0.02
 
+    def hemidiaphragm_point(self, side: int) -> tuple[float, float]:
+        """The top of a dome as seen on the film: where the dome is highest *outside* the heart
+        shadow (a large heart hides the medial part of the left dome), just under the lung."""
+        p = self.p
+        u = self.dome_top_u(side)
+        heart_u, _ = p.heart_center
+        long_axis, short_axis = p.heart_axes
+        heart_half_width = math.hypot(
+            long_axis * math.cos(p.heart_angle), short_axis * math.sin(p.heart_angle)
+        )
+        sign = side_sign(side)
+        heart_edge = heart_u + sign * heart_half_width
+        if (heart_edge - u) * sign > -0.03:  # the heart reaches the dome top: step out of its shadow
+            lateral_edge = self.side_u(side) + sign * 0.8 * p.lung_half_width
+            u = heart_edge + sign * 0.03
+            u = min(u, lateral_edge) if sign > 0 else max(u, lateral_edge)
+        return u, float(self.dome(side, u)) + 0.004
+
     def diaphragm(self, u):
         """The diaphragm line under the whole chest (each side's dome, joined at the midline)."""
         return np.where(u < 0.5, self.dome(0, u), self.dome(1, u))
@@ -400,6 +418,13 @@ class Anatomy:
         heart_top = p.heart_center[1] - p.heart_axes[1]
         v = min(0.5 * (knob_v + heart_top) + 0.02, knob_v + 2.6 * knob_r)
         return 0.5 + p.mediastinum_half_width * 1.2, v, p.mediastinum_half_width * 0.45
+
+    def azygos_arch(self) -> tuple[float, float]:
+        """The azygos vein arches over the right main bronchus into the superior vena cava: on the
+        film an oval density at the right mediastinal border, just above the right tracheobronchial
+        angle."""
+        v = self.p.carina_v - 0.012
+        return 0.5 - float(self.mediastinum_half_width(v)) + 0.008, v
 
     def hilum(self, side: int) -> tuple[float, float]:
         p = self.p
@@ -558,17 +583,16 @@ class Anatomy:
     # -- landmarks --------------------------------------------------------------------------------
     def landmarks(self) -> dict[str, tuple[float, float]]:
         """The paper's ten landmarks in canonical units, each on or inside its structure."""
-        p = self.p
         return {
             "right_clavicle": self.clavicle_point(RIGHT, 0.3),
             # the azygos vein arches over the right main bronchus at the right tracheobronchial angle
-            "azygos_arch": (0.5 - p.trachea_half_width - 0.012, p.carina_v - 0.012),
+            "azygos_arch": self.azygos_arch(),
             "right_rib6": self.rib_point(RIGHT, 6, 0.45),
             "spinous_process": (0.5, self.spinous_process_v(5)),
             "left_clavicle": self.clavicle_point(LEFT, 0.3),
             "pulmonary_artery": (self.pulmonary_artery()[0] - 0.006, self.pulmonary_artery()[1]),
             "left_rib5": self.rib_point(LEFT, 5, 0.45),
-            "right_hemidiaphragm": (self.dome_top_u(RIGHT), p.dome_v[RIGHT] + 0.004),
-            "left_hemidiaphragm": (self.dome_top_u(LEFT), p.dome_v[LEFT] + 0.004),
+            "right_hemidiaphragm": self.hemidiaphragm_point(RIGHT),
+            "left_hemidiaphragm": self.hemidiaphragm_point(LEFT),
             "end_of_thoracic_spine": (0.5, self.vertebra_v(12)),
         }
