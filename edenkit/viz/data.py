@@ -18,7 +18,7 @@ MASK_COLOURS = plt.get_cmap("tab20").colors
 
 
 def show_items(dataset, indices: Sequence[int], title: str | None = None, columns: int = 4) -> Figure:
-    """A grid of items: the image, each mask as a coloured outline, and the positive labels below.
+    """A grid of items: the image, each mask as a coloured outline, its name and positive labels above.
 
     Label and mask names come from the dataset (``label_names``, ``mask_names``); the legend lists
     the masks by colour.
@@ -37,11 +37,11 @@ def show_items(dataset, indices: Sequence[int], title: str | None = None, column
         for channel, mask in enumerate(item.get("masks", [])):
             if mask.any():
                 ax.contour(mask.numpy(), levels=[0.5], colors=[MASK_COLOURS[channel % 20]], linewidths=1.0)
-        ax.set_title(str(item["image_id"]), fontsize=8)
-        if "labels" in item:
+        caption = str(item["image_id"])
+        if "labels" in item:  # the positive labels under the name
             found = [name for name, on in zip(label_names, item["labels"].tolist()) if on > 0.5]
-            ax.text(0.5, -0.04, ", ".join(found) or "no finding", transform=ax.transAxes, ha="center", va="top",
-                    fontsize=8, wrap=True)
+            caption += "\n" + (", ".join(found) or "none")
+        ax.set_title(caption, fontsize=8)
     if mask_names and any("masks" in item for item in items):
         handles = [Line2D([], [], color=MASK_COLOURS[c % 20], label=name) for c, name in enumerate(mask_names)]
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)

@@ -398,8 +398,9 @@ def test_viz_gallery_tree_and_rates(tmp_path):
     make_jsrt_scr(tmp_path)
     scr = D.SCR(tmp_path, "fold1", size=32)
     fig = viz.show_items(scr, [0, 1], title="SCR")
-    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "JPCLN001"
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "JPCLN001\nnodule"
     assert {t.get_text() for t in fig.legends[0].get_texts()} == set(D.SCR_STRUCTURES)
+    assert fig.get_suptitle() == "SCR"
     tree = viz.folder_tree(tmp_path, depth=3, files_per_folder=1)
     assert "jsrt/" in tree and "JPCLN001.IMG" in tree and "... 3 more files" in tree
     bars = viz.read_rates({"decode": 40.0, "cache": 6000.0})
