@@ -1,0 +1,272 @@
+"""Figures and the explorer for the anatomy phantom (notebook 01).
+
+Every function returns its figure (or widget), so a notebook shows it and a test can check it.
+Samples are :class:`edenkit.data.phantom.PhantomSample`; images are drawn grey in [0, 1], radiological
+convention (the patient's right on the image's left).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from edenkit.data.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, generate
+from edenkit.data.phantom_export import STRUCTURE_COLOURS, overlay
+
+# The part-whole hierarchy the phantom knows, as (node, parent) pairs, parents first. A whole's mask
+# is the union of its parts' masks (the chest: the body outline; the mediastinum also holds the space
+# between the lungs). See ``structure_mask``.
+HIERARCHY: tuple[tuple[str, str | None], ...] = (
+    ("chest", None),
+    ("right hemithorax", "chest"),
+    ("mediastinum", "chest"),
+    ("left hemithorax", "chest"),
+    ("right lung", "right hemithorax"),
+    ("right ribs", "right hemithorax"),
+    ("right clavicle", "right hemithorax"),
+    ("heart", "mediastinum"),
+    ("spine", "mediastinum"),
+    ("trachea", "mediastinum"),
+    ("left lung", "left hemithorax"),
+    ("left ribs", "left hemithorax"),
+    ("left clavicle", "left hemithorax"),
+    ("right rib 6", "right ribs"),
+    ("left rib 5", "left ribs"),
+)
+
+LANDMARK_COLOURS = plt.get_cmap("tab10").colors  # one per landmark, in LANDMARKS order
+
+
+def structure_mask(sample: PhantomSample, node: str) -> np.ndarray:
+    """The mask of a node of :data:`HIERARCHY`: a structure, or the union of its parts."""
+    masks, extra = sample.masks, sample.extra_masks
+    side_ribs = {
+        side: np.any([m for k, m in masks.items() if k.startswith(f"rib_{side}_")], axis=0)
+        for side in ("right", "left")
+    }
+    leaves = {
+        "chest": extra["body"],
+        "right lung": masks["right_lung"],
+        "left lung": masks["left_lung"],
+        "right clavicle": masks["right_clavicle"],
+        "left clavicle": masks["left_clavicle"],
+        "right ribs": side_ribs["right"],
+        "left ribs": side_ribs["left"],
+        "heart": masks["heart"],
+        "spine": extra["spine"],
+        "trachea": extra["trachea"],
+        "right rib 6": masks["rib_right_6"],
+        "left rib 5": masks["rib_left_5"],
+    }
+    if node in leaves:
+        return leaves[node]
+    children = [child for child, parent in HIERARCHY if parent == node]
+    if not children:
+        raise KeyError(f"unknown anatomy node {node!r}; expected one of {[n for n, _ in HIERARCHY]}")
+    union = np.any([structure_mask(sample, child) for child in children], axis=0)
+    return union | extra["mediastinum"] if node == "mediastinum" else union
+
+
+def _grey(ax, image: np.ndarray, title: str | None = None) -> None:
+    ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _findings_title(sample: PhantomSample) -> str:
+    present = [f for f in FINDINGS if sample.findings[f]]
+    return ", ".join(present) if present else "no finding"
+
+
+def _legend_handles():
+    from matplotlib.patches import Patch
+
+    names = list(STRUCTURES) + ["ribs", "effusion", "nodule", "pneumothorax"]
+    return [Patch(color=np.asarray(STRUCTURE_COLOURS[n]) / 255, label=n.replace("_", " ")) for n in names]
+
+
+def anatomy_overlay(sample: PhantomSample) -> Figure:
+    """One patient: the radiograph, and the same with every mask and the ten landmarks named."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.6))
+    _grey(left, sample.image, f"phantom radiograph ({sample.image.shape[0]} px)")
+    right.imshow(overlay(sample, landmarks=False))
+    right.set_xticks([])
+    right.set_yticks([])
+    right.set_title(f"ground truth - findings: {_findings_title(sample)}", fontsize=9)
+    for i, name in enumerate(LANDMARKS):
+        x, y = sample.landmarks[name]
+        right.plot(x, y, "o", color=LANDMARK_COLOURS[i], markersize=6, markeredgecolor="black", label=name)
+    handles, _ = right.get_legend_handles_labels()
+    right.legend(
+        handles=_legend_handles() + handles,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        fontsize=7,
+        frameon=False,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def gallery(samples: list[PhantomSample], ncols: int = 4, with_overlay: bool = True) -> Figure:
+    """A grid of patients; with ``with_overlay`` each radiograph is followed by its ground truth."""
+    per = 2 if with_overlay else 1
+    nrows = -(-len(samples) * per // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.9 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, sample in enumerate(samples):
+        ax = axes.flat[i * per]
+        ax.axis("on")
+        _grey(ax, sample.image, f"#{i}: {_findings_title(sample)}")
+        if with_overlay:
+            ax = axes.flat[i * per + 1]
+            ax.imshow(overlay(sample))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.axis("on")
+            ax.set_title(f"#{i}: masks + landmarks", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def variation(samples: list[PhantomSample]) -> Figure:
+    """Across patients: the mean image, the per-pixel spread, the heart and lung outlines of every
+    patient, and where each landmark falls."""
+    images = np.stack([s.image for s in samples])
+    fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
+    _grey(axes[0], images.mean(0), f"mean of {len(samples)} patients")
+    axes[1].imshow(images.std(0), cmap="magma")
+    axes[1].set_xticks([])
+    axes[1].set_yticks([])
+    axes[1].set_title("per-pixel standard deviation", fontsize=9)
+    _grey(axes[2], images.mean(0), "outlines: heart (red), lungs (blue)")
+    for s in samples:
+        axes[2].contour(s.masks["heart"], levels=[0.5], colors=["tab:red"], linewidths=0.6, alpha=0.6)
+        axes[2].contour(
+            s.masks["right_lung"] | s.masks["left_lung"],
+            levels=[0.5],
+            colors=["tab:blue"],
+            linewidths=0.5,
+            alpha=0.5,
+        )
+    _grey(axes[3], images.mean(0), "the ten landmarks in every patient")
+    for i, name in enumerate(LANDMARKS):
+        xy = np.array([s.landmarks[name] for s in samples])
+        axes[3].scatter(xy[:, 0], xy[:, 1], s=8, color=LANDMARK_COLOURS[i], label=name.replace("_", " "))
+    axes[3].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False, markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+def variation_numbers(samples: list[PhantomSample]) -> dict[str, float]:
+    """Numbers behind :func:`variation`: cardiothoracic ratio, lung area and landmark spread."""
+    size = samples[0].image.shape[0]
+    ctr = np.array([s.info["cardiothoracic_ratio"] for s in samples])
+    lung = np.array([(s.masks["right_lung"] | s.masks["left_lung"]).mean() for s in samples])
+    spread = [np.array([s.landmarks[n] for s in samples]).std(0).mean() for n in LANDMARKS]
+    return {
+        "cardiothoracic ratio, mean": float(ctr.mean()),
+        "cardiothoracic ratio, sd": float(ctr.std()),
+        "lung fraction of the image, mean": float(lung.mean()),
+        "lung fraction of the image, sd": float(lung.std()),
+        "landmark spread (sd, px), mean over landmarks": float(np.mean(spread)),
+        "landmark spread as a fraction of the image": float(np.mean(spread) / size),
+    }
+
+
+def hierarchy(sample: PhantomSample) -> Figure:
+    """The part-whole hierarchy as a tree of thumbnails: each node shows the image with the node's
+    mask lit up; a whole's mask is the union of its parts."""
+    levels: list[list[str]] = []
+    frontier = [node for node, parent in HIERARCHY if parent is None]
+    while frontier:
+        levels.append(frontier)
+        frontier = [node for level_node in frontier for node, parent in HIERARCHY if parent == level_node]
+    width = max(len(level) for level in levels)
+    fig = plt.figure(figsize=(1.55 * width, 1.9 * len(levels)))
+    centres: dict[str, tuple[float, float]] = {}
+    box = 0.86 / width
+    for row, level in enumerate(levels):
+        top = 1.0 - (row + 1) / len(levels) + 0.02
+        for k, node in enumerate(level):
+            # spread each level evenly, centred
+            left = 0.5 + (k - len(level) / 2) * (1.0 / width) + (1.0 / width - box) / 2
+            ax = fig.add_axes((left, top, box, 0.8 / len(levels)))
+            mask = structure_mask(sample, node)
+            lit = np.where(mask, 0.35 + 0.65 * sample.image, 0.25 * sample.image)
+            ax.imshow(np.stack([lit, lit, np.where(mask, 0.2 + 0.5 * sample.image, lit)], axis=-1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(node, fontsize=8)
+            centres[node] = (left + box / 2, top)
+    lines = fig.add_axes((0, 0, 1, 1), zorder=-1)
+    lines.axis("off")
+    lines.set_xlim(0, 1)
+    lines.set_ylim(0, 1)
+    for node, parent in HIERARCHY:
+        if parent is not None:
+            (x0, y0), (x1, y1) = centres[parent], centres[node]
+            lines.plot([x0, x1], [y0, y1 + 0.8 / len(levels) + 0.03], color="0.6", linewidth=0.8)
+    fig.suptitle("anatomy as a part-whole hierarchy (every whole is the union of its parts)", fontsize=10)
+    return fig
+
+
+def findings(seed: int, size: int = 256) -> Figure:
+    """One patient without findings and with each finding alone: same anatomy, pose and exposure."""
+    panels = [("no finding", {})] + [(f, {f: 1.0}) for f in FINDINGS]
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.9 * len(panels), 6.0))
+    for col, (title, prevalence) in enumerate(panels):
+        sample = generate(
+            seed, PhantomConfig(size=size, prevalence={**dict.fromkeys(FINDINGS, 0.0), **prevalence})
+        )
+        _grey(axes[0, col], sample.image, f"{title} (CTR {sample.info['cardiothoracic_ratio']:.2f})")
+        axes[1, col].imshow(overlay(sample, ribs=False, landmarks=False))
+        axes[1, col].set_xticks([])
+        axes[1, col].set_yticks([])
+        axes[1, col].set_title("masks", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def explorer(size: int = 192, seed: int = 0):
+    """An ipywidgets explorer: seed, size, findings and overlay; redraws one patient on each change."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    seed_w = widgets.IntSlider(value=seed, min=0, max=999, description="seed")
+    size_w = widgets.Dropdown(
+        options=sorted({64, 128, 192, 256, 384, 512, size}), value=size, description="size"
+    )
+    overlay_w = widgets.Checkbox(value=True, description="overlay", indent=False)
+    finding_ws = [widgets.Checkbox(value=False, description=f, indent=False) for f in FINDINGS]
+    out = widgets.Output()
+
+    def redraw(*_):
+        chosen = tuple(f for f, w in zip(FINDINGS, finding_ws) if w.value)
+        fig = explorer_figure(seed_w.value, size_w.value, chosen, overlay_w.value)
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+        plt.close(fig)
+
+    for w in (seed_w, size_w, overlay_w, *finding_ws):
+        w.observe(redraw, names="value")
+    redraw()
+    controls = widgets.VBox([widgets.HBox([seed_w, size_w, overlay_w]), widgets.HBox(finding_ws)])
+    return widgets.VBox([controls, out])
+
+
+def explorer_figure(seed: int, size: int, chosen: tuple[str, ...], with_overlay: bool) -> Figure:
+    """The explorer's picture: patient ``seed`` at ``size`` px with exactly the ``chosen`` findings."""
+    prevalence = {f: float(f in chosen) for f in FINDINGS}
+    sample = generate(seed, PhantomConfig(size=size, prevalence=prevalence))
+    if with_overlay:
+        return anatomy_overlay(sample)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    _grey(ax, sample.image, _findings_title(sample))
+    fig.tight_layout()
+    return fig
