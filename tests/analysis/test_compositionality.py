@@ -1,0 +1,81 @@
+"""Compositionality: the splits, and a score of exactly 1 for an encoder additive by construction."""
+
+import numpy as np
+import pytest
+import torch
+
+from edenkit.analysis.compositionality import (
+    compositionality_report,
+    compositionality_scores,
+    cosine,
+    part_boxes,
+    random_patches,
+)
+from edenkit.analysis.embeddings import load_encoder
+from edenkit.checkpoint import random_state_dict
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("size", [(12, 12), (10, 17)])
+def test_parts_tile_the_patch_exactly(n, size):
+    h, w = size
+    cover = np.zeros((h, w), int)
+    boxes = part_boxes(h, w, n)
+    assert len(boxes) == n
+    for y0, x0, y1, x1 in boxes:
+        cover[y0:y1, x0:x1] += 1
+    assert (cover == 1).all()
+
+
+def test_split_shapes():
+    assert part_boxes(8, 8, 2) == [(0, 0, 8, 4), (0, 4, 8, 8)]  # vertical cut: left | right
+    assert part_boxes(9, 9, 3) == [(0, 0, 9, 3), (0, 3, 9, 6), (0, 6, 9, 9)]  # three vertical strips
+    assert part_boxes(8, 8, 4) == [(0, 0, 4, 4), (0, 4, 4, 8), (4, 0, 8, 4), (4, 4, 8, 8)]  # 2 x 2
+    with pytest.raises(ValueError, match="n_parts"):
+        part_boxes(8, 8, 5)
+
+
+class _AdditiveEncoder(torch.nn.Module):
+    """E(x) = sum over pixels of a pixel-wise feature map: E(whole) = sum of E(parts) exactly."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.pixelwise = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 1), torch.nn.Tanh(), torch.nn.Conv2d(8, 16, 1))
+
+    def forward(self, x):
+        return self.pixelwise(x).sum((2, 3))
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_additive_encoder_scores_one(center):
+    patches = random_patches(torch.rand(6, 1, 40, 40), patch_size=24, per_image=2, seed=0)
+    for n in (2, 3, 4):
+        scores = compositionality_scores(_AdditiveEncoder(), patches, n, input_size=None, center=center)
+        assert scores.shape == (12,)
+        np.testing.assert_allclose(scores, 1.0, atol=1e-6)
+
+
+def test_a_real_encoder_is_not_perfectly_compositional():
+    encoder = load_encoder(random_state_dict("resnet18", 0))
+    patches = random_patches(torch.rand(4, 1, 64, 64), 32, 2, seed=0)
+    report = compositionality_report(encoder, patches, splits=(2, 4), input_size=32)
+    assert set(report["scores"]) == {2, 4} and report["all"].shape == (16,)
+    assert -1 <= report["mean"] < 0.999
+    raw = compositionality_report(encoder, patches, splits=(2,), input_size=32, center=False)
+    assert raw["mean"] > 0.9  # non-negative ReLU features: raw cosines crowd near 1 (why the kit centres)
+
+
+def test_random_patches_are_seeded_and_inside():
+    images = torch.arange(2 * 30 * 30, dtype=torch.float).view(2, 1, 30, 30)
+    a, b = random_patches(images, 10, 3, seed=5), random_patches(images, 10, 3, seed=5)
+    assert a.shape == (6, 1, 10, 10) and torch.equal(a, b)
+    assert (a[:3] < 900).all() and (a[3:] >= 900).all()  # image-major
+    with pytest.raises(ValueError, match="larger"):
+        random_patches(images, 31, 1)
+
+
+def test_cosine():
+    a = np.array([[1.0, 0.0], [1.0, 1.0]])
+    b = np.array([[2.0, 0.0], [-1.0, -1.0]])
+    np.testing.assert_allclose(cosine(a, b), [1.0, -1.0])
