@@ -1,0 +1,239 @@
+"""Figures and tables for the transfer and anatomy analyses (notebooks 05-08).
+
+Every figure function returns its figure, so that a notebook shows it and a test can check it; table
+functions return Markdown strings (``IPython.display.Markdown`` renders them). Numbers from
+``edenkit.paper`` are always labelled as the paper's, next to (never mixed with) this run's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from scipy.stats import gaussian_kde
+
+from edenkit import paper
+from edenkit.analysis.compositionality import part_boxes
+
+METHOD_COLOURS = {"adam": "tab:red", "mocov2": "tab:blue", "random": "tab:gray", "imagenet": "tab:green"}
+METHOD_LABELS = {"adam": "Adam (kit)", "mocov2": "MoCo-v2 (kit)", "random": "random init", "imagenet": "ImageNet"}
+
+
+def _label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def _colour(method: str, index: int) -> str:
+    return METHOD_COLOURS.get(method, f"C{index}")
+
+
+def _grey(ax, image, title: str | None = None) -> None:
+    image = image.squeeze(0) if isinstance(image, torch.Tensor) and image.ndim == 3 else image
+    ax.imshow(np.asarray(image), cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Locality
+# ----------------------------------------------------------------------------------------------------
+
+
+def show_landmark_patches(image: torch.Tensor, landmarks, names: Sequence[str], patch_size: int) -> Figure:
+    """The image with a box around each landmark, and the patches that are embedded."""
+    n = len(names)
+    fig = plt.figure(figsize=(12, 4.2))
+    grid = fig.add_gridspec(2, n // 2 + 2 + n % 2)
+    ax = fig.add_subplot(grid[:, :2])
+    _grey(ax, image, "landmarks and their patches")
+    cmap = plt.get_cmap("tab10")
+    points = np.asarray(landmarks)
+    for i, (x, y) in enumerate(points):
+        half = patch_size / 2
+        ax.add_patch(Rectangle((x - half, y - half), patch_size, patch_size, fill=False, edgecolor=cmap(i), lw=1.5))
+        ax.plot(x, y, "+", color=cmap(i), ms=6)
+    from edenkit.analysis.locality import landmark_patches
+
+    patches, _, _ = landmark_patches(image[None], torch.as_tensor(points, dtype=torch.float32)[None], patch_size)
+    cols = n // 2 + n % 2
+    for i in range(n):
+        sub = fig.add_subplot(grid[i // cols, 2 + i % cols])
+        _grey(sub, patches[i], names[i].replace("_", " "))
+        for spine in sub.spines.values():
+            spine.set_edgecolor(cmap(i))
+            spine.set_linewidth(2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tsne(maps: dict[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str],
+              scores: dict[str, dict] | None = None) -> Figure:
+    """One t-SNE panel per method, points coloured by landmark; ``scores`` adds kNN/silhouette to titles."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.3 * len(maps), 4.6), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (method, (points, labels)) in zip(axes[0], maps.items()):
+        for i, name in enumerate(names):
+            sel = labels == i
+            ax.scatter(points[sel, 0], points[sel, 1], s=7, color=cmap(i % 10), label=name.replace("_", " "))
+        title = _label(method)
+        if scores and method in scores:
+            s = scores[method]
+            title += f"\nkNN {s['knn_accuracy']:.2f}, silhouette {s['silhouette']:.2f}"
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, texts = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="lower center", ncol=5, fontsize=8, markerscale=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Compositionality
+# ----------------------------------------------------------------------------------------------------
+
+
+def show_splits(patch: torch.Tensor, splits: Sequence[int] = (2, 3, 4)) -> Figure:
+    """A whole patch and its 2-, 3- and 4-part splits."""
+    height, width = patch.shape[-2:]
+    fig, axes = plt.subplots(1, len(splits) + 1, figsize=(2.6 * (len(splits) + 1), 2.9), squeeze=False)
+    _grey(axes[0, 0], patch, "whole")
+    for ax, n in zip(axes[0, 1:], splits):
+        _grey(ax, patch, f"{n} parts")
+        for y0, x0, y1, x1 in part_boxes(height, width, n):
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="gold", lw=1.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_kde(scores: dict[str, np.ndarray], paper_peaks: dict[str, float] | None = None,
+             xlabel: str = "cos(E(whole), Σ E(parts))") -> Figure:
+    """Kernel density of the compositionality scores per method; dotted lines = the paper's peaks."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    lo = min(-0.2, *(float(np.min(s)) for s in scores.values()))
+    grid = np.linspace(lo, 1.0, 400)
+    for i, (method, values) in enumerate(scores.items()):
+        values = np.asarray(values, dtype=float)
+        colour = _colour(method, i)
+        if np.ptp(values) > 1e-9:
+            ax.plot(grid, gaussian_kde(values)(grid), color=colour,
+                    label=f"{_label(method)} (mean {values.mean():.2f})")
+        else:
+            ax.axvline(values[0], color=colour, label=f"{_label(method)} (all {values[0]:.2f})")
+    for i, (method, peak) in enumerate((paper_peaks or {}).items()):
+        ax.axvline(peak, color=f"C{i + 5}", ls=":", lw=1.5, label=f"paper: {method} peak ≈ {peak:.2f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Few-shot and fine-tuning
+# ----------------------------------------------------------------------------------------------------
+
+
+def fewshot_table(summary: dict, shots: Sequence[int] = paper.SHOTS, tasks: Sequence[str] = ("heart", "clavicle"),
+                  with_paper: bool = True) -> str:
+    """Markdown table shaped like the paper's: rows = methods, columns = heart 3/6/12/24, clavicle 3/6/12/24.
+
+    ``summary`` is ``edenkit.fewshot.summarize(results)`` (Dice %, mean ± std over trials); the paper's rows
+    (exact, from its table) follow, marked as the paper's.
+    """
+    header = "| method | " + " | ".join(f"{t} {n}" for t in tasks for n in shots) + " |"
+    lines = [header, "|" + "---|" * (1 + len(tasks) * len(shots))]
+    for method, by_task in summary.items():
+        cells = []
+        for t in tasks:
+            for n in shots:
+                s = by_task.get(t, {}).get(n)
+                cells.append("–" if s is None else f"{s['mean']:.1f} ± {s['std']:.1f}")
+        lines.append(f"| {_label(method)} (this run) | " + " | ".join(cells) + " |")
+    if with_paper:
+        for method, by_task in paper.FEWSHOT_DICE.items():
+            cells = [f"{by_task[t][n]:.2f}" if n in by_task[t] else "–" for t in tasks for n in shots]
+            lines.append(f"| *paper: {method}* | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_fewshot(summary: dict, tasks: Sequence[str] = ("heart", "clavicle"), with_paper: bool = True) -> Figure:
+    """Dice vs number of labelled images: this run (mean ± std, solid) and the paper (dashed)."""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
+    paper_colours = {"Adam": "tab:red", "MoCo-v2": "tab:blue"}
+    for ax, task in zip(axes[0], tasks):
+        for i, (method, by_task) in enumerate(summary.items()):
+            shots = sorted(by_task.get(task, {}))
+            if not shots:
+                continue
+            mean = [by_task[task][n]["mean"] for n in shots]
+            std = [by_task[task][n]["std"] for n in shots]
+            ax.errorbar(shots, mean, yerr=std, marker="o", capsize=3, color=_colour(method, i),
+                        label=f"{_label(method)} (this run)")
+        if with_paper:
+            for method in ("Adam", "MoCo-v2"):
+                row = paper.FEWSHOT_DICE[method][task]
+                ax.plot(list(row), list(row.values()), ls="--", marker="x", color=paper_colours[method], alpha=0.6,
+                        label=f"paper: {method} (SCR)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(paper.SHOTS), [str(n) for n in paper.SHOTS])
+        ax.set_xlabel("labelled training images")
+        ax.set_ylabel("Dice (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(task)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_finetune_bars(results: dict[str, dict[str, dict]], ylabel: str = "score (%)") -> Figure:
+    """Grouped bars: task -> method -> ``{"mean", "std"}`` (percent), one group per task."""
+    tasks = list(results)
+    methods = list(dict.fromkeys(m for t in tasks for m in results[t]))
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 2.2 * len(tasks)), 3.6))
+    for i, method in enumerate(methods):
+        xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
+        means = [results[t].get(method, {}).get("mean", np.nan) for t in tasks]
+        stds = [results[t].get(method, {}).get("std", 0.0) for t in tasks]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, color=_colour(method, i), label=_label(method))
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel(ylabel)
+    finite = [results[t][m]["mean"] for t in tasks for m in results[t] if np.isfinite(results[t][m]["mean"])]
+    if finite:
+        ax.set_ylim(max(0.0, min(finite) - 15), min(100.0, max(finite) + 8))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: dict[str, torch.Tensor],
+                     title: str = "") -> Figure:
+    """Rows = images; columns = the ground truth, then each method's predicted mask (outlined)."""
+    rows, cols = len(images), 1 + len(predictions)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.3 * rows), squeeze=False)
+    for r in range(rows):
+        panels = [("ground truth", targets[r])] + [(_label(m), p[r]) for m, p in predictions.items()]
+        for c, (name, mask) in enumerate(panels):
+            ax = axes[r, c]
+            _grey(ax, images[r], name if r == 0 else None)
+            ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="yellow" if c == 0 else "red",
+                       linewidths=1)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
+    """A small Markdown table from dicts (missing cells shown as '–')."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "–")) for c in columns) + " |")
+    return "\n".join(lines)

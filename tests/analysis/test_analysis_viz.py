@@ -1,0 +1,51 @@
+"""Figures and tables of viz/analysis: shapes, labels, and the paper's numbers kept apart from the run's."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from edenkit.viz import analysis as viz  # noqa: E402
+
+SUMMARY = {
+    "adam": {"heart": {3: {"mean": 80.0, "std": 2.0, "n": 5}, 6: {"mean": 85.0, "std": 1.0, "n": 5}},
+             "clavicle": {3: {"mean": 40.0, "std": 5.0, "n": 5}}},
+    "random": {"heart": {3: {"mean": 60.0, "std": 3.0, "n": 5}}, "clavicle": {}},
+}
+
+
+def test_fewshot_table_is_shaped_like_the_papers():
+    table = viz.fewshot_table(SUMMARY)
+    lines = table.splitlines()
+    assert lines[0].count("|") == 1 + 1 + 8  # method + heart 3/6/12/24 + clavicle 3/6/12/24
+    assert len(lines) == 2 + len(SUMMARY) + 4  # header, rule, this run's rows, the paper's 4 rows
+    assert "| Adam (kit) (this run) | 80.0 ± 2.0 | 85.0 ± 1.0 | – | – | 40.0 ± 5.0 | – | – | – |" in lines
+    assert any(line.startswith("| *paper: Adam*") and "84.35" in line for line in lines)
+    assert "paper" not in viz.fewshot_table(SUMMARY, with_paper=False)
+
+
+def test_figures_return_figures():
+    figs = [
+        viz.plot_fewshot(SUMMARY),
+        viz.plot_kde({"adam": np.random.default_rng(0).normal(0.6, 0.1, 50), "random": np.full(10, 0.3)},
+                     paper_peaks={"Adam": 0.84}),
+        viz.plot_tsne({"adam": (np.random.rand(20, 2), np.arange(20) % 10)}, [f"l{i}" for i in range(10)],
+                      scores={"adam": {"knn_accuracy": 0.9, "silhouette": 0.1}}),
+        viz.show_splits(torch.rand(1, 32, 32)),
+        viz.show_landmark_patches(torch.rand(1, 64, 64), np.random.rand(10, 2) * 64, [f"l{i}" for i in range(10)], 12),
+        viz.plot_finetune_bars({"heart": {"adam": {"mean": 90, "std": 1}, "random": {"mean": 85, "std": 2}}}),
+        viz.show_predictions(torch.rand(2, 1, 32, 32), torch.rand(2, 32, 32) > 0.5,
+                             {"adam": torch.rand(2, 32, 32) > 0.5}),
+    ]
+    assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
+    assert len(figs[0].axes) == 2 and len(figs[2].axes) == 1 and len(figs[3].axes) == 4
+    kde_labels = [line.get_label() for line in figs[1].axes[0].get_lines()]
+    assert any("paper: Adam" in s for s in kde_labels) and any("random init" in s for s in kde_labels)
+    plt.close("all")
+
+
+def test_markdown_table():
+    assert viz.markdown_table([{"a": 1}], ["a", "b"]).splitlines()[-1] == "| 1 | – |"
