@@ -367,9 +367,13 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
         above_base = v < p.dome_v[side] - 0.04
         if "effusion" in out:
             above_base &= ~out["effusion"]  # the air rises above the fluid
-        rim = lungs[side] & (d_collapsed > 0) & above_base
+        # the air collects at the apex and along the lateral chest wall (the patient stands)
+        lateral = (u - hu) * side_sign(side) > 0.5 * p.lung_half_width
+        rim = lungs[side] & (d_collapsed > 0) & above_base & ((v < hv) | lateral)
         out["pneumothorax"] = rim
-        pleural_line = np.exp(-((d_collapsed / 0.0035) ** 2)) * (lungs[side] & above_base)
+        pleural_line = np.exp(-((d_collapsed / 0.0035) ** 2)) * (
+            lungs[side] & above_base & ((v < hv) | lateral)
+        )
         atten -= rim * (0.08 + 0.3 * parts["vessels"] * parts["aerated"])  # more air, no lung markings
         atten += 0.12 * pleural_line
     return out
