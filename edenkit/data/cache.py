@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from edenkit.data.datasets import DATASETS, DatasetError, RealDataset, dataset_dir, open_dataset
+from edenkit.data.datasets import DATASETS, DatasetError, RealDataset, dataset_dir, open_dataset, resize_image
 
 log = logging.getLogger(__name__)
 
@@ -247,23 +247,30 @@ def verify_cache(path: str | Path) -> CacheInfo:
 
 
 def find_cache(root: str | Path, name: str, size: int) -> CacheInfo | None:
-    """The finished cache of ``name`` at ``size`` under ``root``, or None (an unfinished one is logged)."""
-    path = cache_dir(root, name, size)
-    if not path.is_dir():
+    """The finished cache of ``name`` at ``size``, else the smallest finished one that is larger
+    (its images are then resized on reading); None when there is none. Unfinished ones are logged."""
+    base = dataset_dir(root, name) / "cache"
+    if not base.is_dir():
         return None
-    try:
-        return open_cache(path)
-    except CacheError as e:
-        log.warning("not using the cache: %s", e)
-        return None
+    sizes = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and int(p.name) >= size)
+    for candidate in sizes:  # ascending, so an exact match comes first
+        try:
+            return open_cache(base / str(candidate))
+        except CacheError as e:
+            log.warning("not using the cache: %s", e)
+    return None
 
 
 class CachedImages(Dataset):
-    """Rows of a cache as items ``{"image": float [1,s,s], "index", "image_id", "patient_id"}``."""
+    """Rows of a cache as items ``{"image": float [1,s,s], "index", "image_id", "patient_id"}``.
 
-    def __init__(self, info: CacheInfo, rows: list[int]):
+    ``size`` smaller than the cache's resizes each image on reading (antialiased, like the loaders).
+    """
+
+    def __init__(self, info: CacheInfo, rows: list[int], size: int | None = None):
         self.info = info
         self.rows = np.asarray(rows, dtype=np.int64)
+        self.size = info.size if size is None else size
         self._images: np.ndarray | None = None  # opened lazily: one memmap per worker process
 
     def __len__(self) -> int:
@@ -277,6 +284,8 @@ class CachedImages(Dataset):
             self._images = np.load(self.info.images_file, mmap_mode="r")
         row = int(self.rows[index])
         image = torch.from_numpy(self._images[row].astype(np.float32)).div_(255.0)[None]
+        if self.size != self.info.size:
+            image = resize_image(image[0].numpy(), self.size)
         return {"image": image, "index": index, "image_id": self.info.image_ids[row],
                 "patient_id": self.info.patient_ids[row]}
 
@@ -298,7 +307,7 @@ def open_cached_split(info: CacheInfo, dataset: RealDataset) -> CachedImages:
     if len(rows) < len(dataset.records):
         log.warning("%s: %d image(s) left out because they could not be decoded when the cache was built",
                     info.path, len(dataset.records) - len(rows))
-    return CachedImages(info, rows)
+    return CachedImages(info, rows, dataset.size)
 
 
 def measure_read_rate(dataset: Dataset, limit: int | None = None) -> float:

@@ -45,7 +45,11 @@ def test_cache_holds_the_loader_pixels_and_serves_splits(tmp_path):
         a, b = cached[i], decoded[i]
         assert a["image_id"] == b["image_id"] and a["patient_id"] == b["patient_id"]
         assert (a["image"] - b["image"]).abs().max() <= 0.5 / 255 + 1e-6  # uint8 rounding only
-    assert not isinstance(D.open_image_dataset("chestxray14", tmp_path, "train", size=8), C.CachedImages)
+    smaller = D.open_image_dataset("chestxray14", tmp_path, "train", size=8)  # served from the 16 px cache
+    decoded_small = D.open_dataset("chestxray14", tmp_path, "train", size=8, targets=False)
+    assert isinstance(smaller, C.CachedImages) and smaller[0]["image"].shape == (1, 8, 8)
+    assert (smaller[0]["image"] - decoded_small[0]["image"]).abs().mean() < 0.05
+    assert not isinstance(D.open_image_dataset("chestxray14", tmp_path, "train", size=20), C.CachedImages)
 
 
 def test_an_interrupted_build_is_not_used_and_resumes(tmp_path, monkeypatch):
