@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Subset
 
 from edenkit.analysis.stats import mean_std
-from edenkit.finetune import PHANTOM_TARGETS, FinetuneConfig, MaskGroups, finetune_segmentation, in_memory
+from edenkit.finetune import STRUCTURE_GROUPS, FinetuneConfig, MaskGroups, finetune_segmentation, in_memory
 
 SHOTS = (3, 6, 12, 24)
 TASKS = ("heart", "clavicle")
@@ -53,7 +53,7 @@ def run_fewshot(
     """Fine-tune every encoder on every (task, n, trial); return per-trial test Dice (fractions).
 
     ``pool``, ``val_set`` and ``test_set`` are item lists/datasets with ``masks`` named by ``structures``
-    (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.finetune.PHANTOM_TARGETS`.
+    (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.finetune.STRUCTURE_GROUPS`.
     Returns ``{"dice": {method: {task: {n: [dice per trial]}}}, "seconds": {method: s}, "shots", "trials",
     "config"}``.
     """
@@ -61,7 +61,7 @@ def run_fewshot(
     dice: dict = {m: {t: {n: [] for n in shots} for t in tasks} for m in encoders}
     seconds = dict.fromkeys(encoders, 0.0)
     for task in tasks:
-        groups = {task: PHANTOM_TARGETS[task]}
+        groups = {task: STRUCTURE_GROUPS[task]}
         task_pool = MaskGroups(pool, groups, structures)
         task_val, task_test = (in_memory(MaskGroups(s, groups, structures)) for s in (val_set, test_set))
         for n in shots:

@@ -266,50 +266,119 @@ def finetune_classification(encoder_state: dict[str, torch.Tensor] | None, train
 
 
 # ----------------------------------------------------------------------------------------------------
-# CLI: python -m edenkit finetune
+# Transfer tasks: the phantom's and the paper's (METHOD.md), with their splits
 # ----------------------------------------------------------------------------------------------------
 
-#: Segmentation targets of the phantom, as unions of its mask channels (clavicle = both, as in SCR).
-PHANTOM_TARGETS = {
+#: Segmentation targets as unions of named masks; the phantom and SCR share these names.
+STRUCTURE_GROUPS = {
     "heart": ("heart",),
-    "clavicle": ("right_clavicle", "left_clavicle"),
+    "clavicle": ("right_clavicle", "left_clavicle"),  # SCR's clavicle target: both, one class
     "lungs": ("right_lung", "left_lung"),
 }
 
 
-def phantom_splits(task: str, n_train: int, n_val: int, n_test: int, size: int, seed: int,
-                   targets: Sequence[str] = ("heart",)):
-    """Disjoint in-memory phantom train/val/test sets (different dataset seeds = different patients)."""
-    from edenkit.data.phantom import FINDINGS, PhantomDataset
+@dataclasses.dataclass(frozen=True)
+class TransferTask:
+    dataset: str  # "phantom" or a name of edenkit.data.datasets.DATASETS
+    kind: str  # "segmentation" or "classification"
+    metric: str  # "dice", "iou" or "auc" (the paper's metric for the task)
+    splits: tuple[str, str | None, str] = ("train", "val", "test")  # val None: carved from train by patient
+    targets: tuple[str, ...] | None = None  # segmentation: keys of STRUCTURE_GROUPS (None: every mask)
+    options: tuple[tuple[str, object], ...] = ()  # keyword options of the dataset class
 
-    splits = []
-    for offset, n in enumerate((n_train, n_val, n_test)):
-        base = PhantomDataset(n, size=size, seed=seed * 10 + offset + 1)
-        if task == "segmentation":
-            unknown = [t for t in targets if t not in PHANTOM_TARGETS]
-            if unknown:
-                raise KeyError(f"unknown phantom target {unknown}; expected some of {sorted(PHANTOM_TARGETS)}")
-            base = MaskGroups(base, {t: PHANTOM_TARGETS[t] for t in targets})
-        splits.append(in_memory(base))
-    return splits, (tuple(targets) if task == "segmentation" else FINDINGS)
+
+TRANSFER_TASKS: dict[str, TransferTask] = {
+    "phantom_heart": TransferTask("phantom", "segmentation", "dice", targets=("heart",)),
+    "phantom_clavicle": TransferTask("phantom", "segmentation", "dice", targets=("clavicle",)),
+    "phantom_findings": TransferTask("phantom", "classification", "auc"),
+    "scr_heart": TransferTask("scr", "segmentation", "dice", ("fold1", None, "fold2"), ("heart",)),
+    "scr_clavicle": TransferTask("scr", "segmentation", "dice", ("fold1", None, "fold2"), ("clavicle",)),
+    "chestx_det": TransferTask("chestx_det", "segmentation", "iou", ("train", None, "test"), options=(("binary", True),)),
+    "siim_acr": TransferTask("siim_acr", "segmentation", "dice"),
+    "vindr_ribcxr": TransferTask("vindr_ribcxr", "segmentation", "dice", ("train", None, "val")),
+    "chestxray14": TransferTask("chestxray14", "classification", "auc"),
+    "vindr_cxr": TransferTask("vindr_cxr", "classification", "auc", ("train", None, "test")),
+    "shenzhen": TransferTask("shenzhen", "classification", "auc"),
+}
+
+
+def transfer_splits(name: str, size: int, seed: int = 0, data_root: str | Path | None = None,
+                    phantom_counts: tuple[int, int, int] = (64, 16, 32), val_fraction: float = 0.1):
+    """``(train, val, test, classes)`` for a task of :data:`TRANSFER_TASKS`.
+
+    Phantom sets are generated (disjoint patients, seeded) and kept in memory; real datasets are read
+    from ``data_root`` in their own formats, with the official splits where there are any and a
+    patient-disjoint validation split carved from the training split otherwise.
+    """
+    if name not in TRANSFER_TASKS:
+        raise KeyError(f"unknown transfer task {name!r}; expected one of {sorted(TRANSFER_TASKS)}")
+    task = TRANSFER_TASKS[name]
+    if task.dataset == "phantom":
+        from edenkit.data.phantom import FINDINGS, PhantomDataset
+
+        sets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1) for k, n in enumerate(phantom_counts)]
+        if task.kind == "segmentation":
+            sets = [MaskGroups(d, {t: STRUCTURE_GROUPS[t] for t in task.targets}) for d in sets]
+        return (*(in_memory(d) for d in sets), task.targets or FINDINGS)
+    if data_root is None:
+        raise ValueError(f"transfer task {name!r} reads the {task.dataset} dataset: give its data root")
+    from torch.utils.data import Subset
+
+    from edenkit.data.datasets import group_split, open_dataset
+
+    train_split, val_split, test_split = task.splits
+    options = dict(task.options)
+    train = open_dataset(task.dataset, data_root, train_split, size, **options)
+    test = open_dataset(task.dataset, data_root, test_split, size, **options)
+    if val_split is None:
+        parts = group_split([r.patient_id for r in train.records], {"train": 1 - val_fraction, "val": val_fraction},
+                            seed)
+        train, val = Subset(train, parts["train"]), Subset(train, parts["val"])
+    else:
+        val = open_dataset(task.dataset, data_root, val_split, size, **options)
+    base = test
+    if task.kind == "classification":
+        return train, val, test, base.label_names
+    if task.targets is None:
+        return train, val, test, base.mask_names
+    groups = {t: STRUCTURE_GROUPS[t] for t in task.targets}
+    return (*(MaskGroups(d, groups, base.mask_names) for d in (train, val, test)), task.targets)
+
+
+def run_transfer(name: str, encoder_state: dict[str, torch.Tensor] | None, splits, cfg: FinetuneConfig,
+                 seed: int = 0) -> dict:
+    """Fine-tune on a task's splits (from :func:`transfer_splits`) and add the task's headline ``score``."""
+    task = TRANSFER_TASKS[name]
+    train, val, test, classes = splits
+    if task.kind == "segmentation":
+        out = finetune_segmentation(encoder_state, train, val, test, classes, cfg, seed)
+    else:
+        out = finetune_classification(encoder_state, train, val, test, classes, cfg, seed)
+    out["score"] = out[{"dice": "mean_dice", "iou": "mean_iou", "auc": "mean_auc"}[task.metric]]
+    out["metric"] = task.metric
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI: python -m edenkit finetune
+# ----------------------------------------------------------------------------------------------------
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--task", choices=("segmentation", "classification"), default="segmentation")
+    parser.add_argument("--task", required=True, choices=sorted(TRANSFER_TASKS))
     parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
                         help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
     parser.add_argument("--arch", default="resnet18", help="resnet18 / resnet34 / resnet50")
-    parser.add_argument("--targets", nargs="+", default=["heart"], help=f"phantom masks: {sorted(PHANTOM_TARGETS)}")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--n-train", type=int, default=64)
-    parser.add_argument("--n-val", type=int, default=16)
-    parser.add_argument("--n-test", type=int, default=32)
+    parser.add_argument("--data-root", default=None, help="folder of the real datasets (not for phantom_* tasks)")
+    parser.add_argument("--size", type=int, default=128, help="image side in pixels (224 in the paper)")
+    parser.add_argument("--phantom-counts", type=int, nargs=3, default=[64, 16, 32], metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="default: 1e-3 segmentation, 2e-4 classification")
+    parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True, help="JSON file to write")
 
@@ -328,23 +397,21 @@ def run(args) -> int:
     from edenkit.checkpoint import resolve_encoder
 
     cfg = FinetuneConfig(arch=args.arch, lr=args.lr, batch_size=args.batch_size, max_steps=args.max_steps,
-                         eval_every=args.eval_every, patience=args.patience, device=args.device)
-    results: dict = {"task": args.task, "config": dataclasses.asdict(cfg), "data": "phantom",
-                     "seeds": args.seeds, "methods": {}}
+                         eval_every=args.eval_every, patience=args.patience, num_workers=args.num_workers,
+                         device=args.device)
+    results: dict = {"task": args.task, "config": dataclasses.asdict(cfg), "seeds": args.seeds, "methods": {}}
+    splits_by_seed = {}
     for name, spec in parse_encoder_specs(args.encoder).items():
         runs = []
         for seed in args.seeds:
-            (train, val, test), classes = phantom_splits(args.task, args.n_train, args.n_val, args.n_test,
-                                                         args.size, seed, args.targets)
-            state = resolve_encoder(spec, args.arch, seed)
-            fn = finetune_segmentation if args.task == "segmentation" else finetune_classification
-            out = fn(state, train, val, test, classes, cfg, seed)
+            if seed not in splits_by_seed:  # the same data for every method
+                splits_by_seed[seed] = transfer_splits(args.task, args.size, seed, args.data_root,
+                                                       tuple(args.phantom_counts))
+            out = run_transfer(args.task, resolve_encoder(spec, args.arch, seed), splits_by_seed[seed], cfg, seed)
             out.pop("history")
             runs.append(out)
-            metric = "mean_dice" if args.task == "segmentation" else "mean_auc"
-            print(f"{name} seed {seed}: {metric} {out[metric]:.4f} ({out['seconds']:.0f} s)")
-        metric = "mean_dice" if args.task == "segmentation" else "mean_auc"
-        results["methods"][name] = {"encoder": spec, "runs": runs, metric: mean_std([r[metric] for r in runs])}
+            print(f"{name} seed {seed}: {out['metric']} {out['score']:.4f} ({out['seconds']:.0f} s)")
+        results["methods"][name] = {"encoder": spec, "runs": runs, "score": mean_std([r["score"] for r in runs])}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
