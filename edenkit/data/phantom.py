@@ -105,6 +105,10 @@ class PhantomSample:
 # ----------------------------------------------------------------------------------------------------
 
 
+# attenuation of a full lung's air, and the contrast of its vessel markings (soft-tissue units)
+AIR, VESSELS = 0.72, 0.40
+
+
 def _rng(seed: int, stream: int) -> np.random.Generator:
     """A NumPy generator for one of several independent streams of one (possibly 64-bit) seed."""
     seed = int(seed)
@@ -210,18 +214,18 @@ def _attenuation(anatomy: Anatomy, masks, bone, config: PhantomConfig):
         trachea = np.maximum(trachea, bronchus)
     tex = _rng(p.texture_seed, 3)
     vessels = _lung_markings(anatomy, tex) * float(config.texture)
-    aerated = np.clip(air * 2.5, 0.0, 1.0)
+    markings = VESSELS * vessels * np.clip(air * 2.5, 0.0, 1.0)  # vessels show only against aerated lung
     hila = sum(ellipse_depth(u, v, *anatomy.hilum(side), 0.035, 0.05) for side in (RIGHT, LEFT))
 
     atten = (
         body
-        - 0.72 * air
+        - AIR * air
         + 0.12 * anatomy.heart_depth() * heart_inside
         + 0.25 * spine * (body > 0)
         + 0.16 * bone
         - 0.12 * trachea
         + 0.10 * hila
-        + 0.30 * vessels * aerated
+        + markings
         + 0.035 * float(config.texture) * _smooth_texture(tex, u, v) * body
     )
     if config.extras:
@@ -234,12 +238,7 @@ def _attenuation(anatomy: Anatomy, masks, bone, config: PhantomConfig):
         & (v < anatomy.diaphragm(u))
         & (body > 0),
     }
-    return atten.astype(np.float32), {
-        "air": air,
-        "vessels": vessels,
-        "aerated": aerated,
-        "extra_masks": extra_masks,
-    }
+    return atten.astype(np.float32), {"air": air, "markings": markings, "extra_masks": extra_masks}
 
 
 def _extras(anatomy: Anatomy, body) -> np.ndarray:
@@ -275,10 +274,13 @@ def _lung_markings(anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
     flat, weights, trunk = xy[ok, 1] * n + xy[ok, 0], weights[ok], generation[ok] < 2
     thick = np.bincount(flat[trunk], weights=weights[trunk], minlength=n * n).astype(np.float32)
     thin = np.bincount(flat[~trunk], weights=weights[~trunk], minlength=n * n).astype(np.float32)
+    # about one point per pixel along a vessel, blurred across a width that grows with the size
     sigma = max(0.5, 0.0035 * n)
     out = 2.0 * ndimage.gaussian_filter(thick.reshape(n, n), 2.0 * sigma)
-    out += ndimage.gaussian_filter(thin.reshape(n, n), sigma)
-    # about one point per pixel along a vessel, blurred across a width that grows with the size
+    if sigma > 1.0:
+        out += ndimage.gaussian_filter(thin.reshape(n, n), sigma)
+    else:  # a pixel wide: the image's own blur in _expose is enough; keep the blurred line's height
+        out += thin.reshape(n, n) / (math.sqrt(2 * math.pi) * sigma)
     return np.minimum(out * (n / 256.0) * 0.5, 1.5)
 
 
@@ -341,9 +343,7 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
         out["effusion"] = cavity & ~masks["heart"] & (v >= meniscus)
         fade = smoothstep((v - meniscus) / 0.025) * cavity
         # fluid replaces air and hides the lung markings behind it
-        atten += fade * (
-            0.72 * parts["air"] + 0.06 * (1 - masks["heart"]) - 0.3 * parts["vessels"] * parts["aerated"]
-        )
+        atten += fade * (AIR * parts["air"] + 0.06 * (1 - masks["heart"]) - parts["markings"])
     if findings["nodule"]:
         side = nod_side
         lung = lungs[side]
@@ -374,7 +374,7 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
         pleural_line = np.exp(-((d_collapsed / 0.0035) ** 2)) * (
             lungs[side] & above_base & ((v < hv) | lateral)
         )
-        atten -= rim * (0.08 + 0.3 * parts["vessels"] * parts["aerated"])  # more air, no lung markings
+        atten -= rim * (0.08 + parts["markings"])  # more air, no lung markings
         atten += 0.12 * pleural_line
     return out
 
@@ -383,13 +383,18 @@ def _expose(atten: np.ndarray, p: Patient, config: PhantomConfig) -> np.ndarray:
     """Attenuation -> displayed grey: exposure curve, gamma, blur, detector noise."""
     n = config.size
     grey = 1.0 - np.exp(-1.45 * p.contrast * np.clip(atten, 0.0, None) / p.exposure)
-    grey = np.clip(grey, 0.0, 1.0) ** (1.25 * p.gamma)
-    grey = ndimage.gaussian_filter(grey.astype(np.float32), sigma=p.blur_px * n / 256.0)
+    grey = (np.clip(grey, 0.0, 1.0) ** (1.25 * p.gamma)).astype(np.float32)
+    sigma = p.blur_px * n / 256.0
+    # quantum noise: stronger where fewer photons arrive (bright = attenuated)
     noise = _rng(p.texture_seed, 4).standard_normal((n, n), dtype=np.float32)
-    if n > 160:  # keep the grain about the same physical size at every resolution
-        noise = ndimage.gaussian_filter(noise, sigma=0.45 * n / 256.0) * (0.6 + 0.8 * n / 256.0)
-    grey += float(config.noise) * p.noise_std * noise * (0.5 + 0.5 * np.sqrt(1.0 - grey))
-    return np.clip(grey, 0.0, 1.0).astype(np.float32)
+    noise *= float(config.noise) * p.noise_std * (0.5 + 0.5 * np.sqrt(1.0 - grey))
+    if n > 160:
+        # large images: blur image and noise together, so the grain spans a few pixels like a
+        # detector's; 2 sqrt(pi) sigma undoes the blur's damping of white noise
+        return np.clip(
+            ndimage.gaussian_filter(grey + 2.0 * math.sqrt(math.pi) * sigma * noise, sigma), 0.0, 1.0
+        )
+    return np.clip(ndimage.gaussian_filter(grey, sigma) + noise, 0.0, 1.0)
 
 
 def cardiothoracic_ratio(masks: dict[str, np.ndarray]) -> float:

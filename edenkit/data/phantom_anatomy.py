@@ -122,9 +122,9 @@ class Patient:
         t1_top_v = apex_v - around(a, 0.025, 0.01)
         n_levels = 12
         return Patient(
-            angle=math.radians(around(r, 0.0, 3.0)),
-            shift=(around(r, 0.0, 0.025), around(r, 0.0, 0.025)),
-            scale=around(r, 1.0, 0.05),
+            angle=math.radians(around(r, 0.0, 4.0)),
+            shift=(around(r, 0.0, 0.035), around(r, 0.0, 0.035)),
+            scale=around(r, 1.0, 0.06),
             body_half_width=around(a, 0.45, 0.035),
             neck_half_width=around(a, 0.1, 0.012),
             shoulder_v=around(a, 0.06, 0.02),
@@ -154,7 +154,7 @@ class Patient:
             exposure=around(r, 1.0, 0.1),
             contrast=around(r, 1.0, 0.1),
             gamma=around(r, 1.0, 0.1),
-            noise_std=around(r, 0.02, 0.008),
+            noise_std=around(r, 0.017, 0.007),
             blur_px=around(r, 0.8, 0.25),
             texture_seed=int(r.integers(2**31)),
         )
