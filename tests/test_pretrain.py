@@ -1,0 +1,202 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from edenkit.cli import main as cli_main
+from edenkit.config import ConfigError
+from edenkit.pretrain import (
+    autocast_dtype,
+    learning_rate,
+    load_pretrain_config,
+    pretrain,
+    read_log,
+    torchrun_command,
+)
+
+TINY = ["data.phantom_train=32", "data.phantom_val=16"]  # 2 steps of 16 per epoch
+LOG_FIELDS = {"split", "stage", "n", "epoch", "global_epoch", "loss", "acc", "pos_sim", "neg_sim", "frac_pruned", "lr"}
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    """One in-process run of the ci config (three stages, one epoch each) shared by the tests below."""
+    out = tmp_path_factory.mktemp("pretrain") / "ci"
+    cfg = load_pretrain_config("ci", TINY)
+    return cfg, pretrain(cfg, out)
+
+
+def test_paper_configs_hold_the_papers_hyperparameters():
+    adam = load_pretrain_config("adam_v1_paper")
+    assert (adam.model.arch, adam.data.view_size, adam.batch_size, adam.model.queue_size) == ("resnet50", 224, 256, 65536)
+    assert adam.curriculum.stages == [0, 2, 4] and adam.curriculum.epochs == [200, 200, 200]
+    assert (adam.optim.lr, adam.optim.momentum, adam.optim.weight_decay) == (0.03, 0.9, 1e-4)
+    assert (adam.model.temperature, adam.model.momentum, adam.prune_threshold) == (0.2, 0.999, 0.8)
+    assert adam.model.mlp_hidden == 2048 and adam.data.dataset == "chestxray14" and learning_rate(adam) == 0.03
+    moco = load_pretrain_config("mocov2_paper")
+    assert moco.curriculum.stages == [0] and moco.prune_threshold is None
+    assert sum(moco.curriculum.epochs) == sum(adam.curriculum.epochs)  # same budget
+    for name in ("ci", "demo_cpu"):
+        cfg = load_pretrain_config(name)
+        assert cfg.data.dataset == "phantom" and cfg.curriculum.stages == [0, 2, 4]
+
+
+def test_learning_rate_scales_linearly_unless_disabled():
+    cfg = load_pretrain_config("adam_v1_paper", ["batch_size=128", "model.queue_size=1024"])
+    assert learning_rate(cfg) == pytest.approx(0.015)
+    cfg = load_pretrain_config("adam_v1_paper", ["batch_size=128", "optim.lr_batch=null"])
+    assert learning_rate(cfg) == 0.03
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["model.queue_size=100"], "model.queue_size: 100 is not a multiple of batch_size 16"),
+        (["curriculum.stages=[0,5]"], "curriculum.stages"),
+        (["curriculum.epochs=[1,1]"], "curriculum.epochs: expected 3"),
+        (["model.arch=vgg"], "model.arch"),
+        (["model.bn_splits=3"], "model.bn_splits"),
+        (["prune_threshold=2"], "prune_threshold"),
+    ],
+)
+def test_inconsistent_configs_are_rejected_by_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_pretrain_config("ci", override)
+
+
+def test_fp16_needs_a_gpu():
+    assert autocast_dtype("fp32", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        autocast_dtype("fp16", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["optim.lrr=0.1"], "optim.lrr"),
+        (["batch_size=big"], "batch_size"),
+        (["data.dataset=chestxray14", "data.root=/no/such/folder"], "/no/such/folder"),
+        (["data.dataset=chestxray14"], "data.root"),
+    ],
+)
+def test_cli_errors_are_one_line_and_name_the_key(tmp_path, capsys, argv, names):
+    code = cli_main(["pretrain", "--config", "ci", "--out", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "\n" not in err and "Traceback" not in err and names in err, err
+
+
+def test_missing_data_root_flag(tmp_path, capsys):
+    code = cli_main(["pretrain", "--config", "ci", "--out", str(tmp_path / "r"), "--data-root", str(tmp_path / "nope"),
+                     "data.dataset=chestxray14"])
+    assert code == 2 and str(tmp_path / "nope") in capsys.readouterr().err
+
+
+def test_run_writes_log_checkpoints_and_encoders(ci_run):
+    cfg, result = ci_run
+    root = result.out_dir
+    for name in ("config.yaml", "log.jsonl", "summary.json", "encoder.pt", "encoder_best.pt",
+                 "encoder_stage0_n0.pt", "encoder_stage1_n2.pt", "encoder_stage2_n4.pt",
+                 "checkpoints/last.pt", "checkpoints/best_stage2_n4.pt"):
+        assert (root / name).is_file(), name
+
+    records = read_log(root)
+    epochs = [r for r in records if r["split"] == "train"]
+    assert [r["n"] for r in epochs] == [0, 2, 4]
+    assert all(LOG_FIELDS <= set(r) for r in records) and all("images_per_s" in r for r in epochs)
+    # A fresh cosine schedule per stage: every stage starts at the base learning rate.
+    assert [r["lr"] for r in epochs] == [cfg.optim.lr] * 3
+    # The pruner is off at n = 0 (plain MoCo-v2) and on for n > 0 (it prunes at least nothing).
+    assert epochs[0]["frac_pruned"] == 0.0 and all(0.0 <= r["frac_pruned"] <= 1.0 for r in epochs[1:])
+
+    checkpoint = torch.load(root / "checkpoints" / "last.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "rng", "config", "stage", "epoch", "sampler_epoch"} <= set(checkpoint)
+    assert (checkpoint["stage"], checkpoint["epoch"], checkpoint["sampler_epoch"]) == (2, 1, 3)
+    # The queue carried over between stages: 3 epochs x 2 steps x 16 keys = 96 of K = 128.
+    assert int(checkpoint["model"]["queue_ptr"]) == 96
+    assert checkpoint["config"]["curriculum"]["stages"] == [0, 2, 4]
+
+
+def test_exported_encoder_loads_into_torchvision_with_only_fc_missing(ci_run):
+    _, result = ci_run
+    for path in (result.encoder, result.encoder_best):
+        resnet = torchvision.models.resnet18(weights=None)
+        loaded = resnet.load_state_dict(torch.load(path, weights_only=True), strict=False)
+        assert sorted(loaded.missing_keys) == ["fc.bias", "fc.weight"] and not loaded.unexpected_keys
+    final = torch.load(result.encoder, weights_only=True)
+    assert torch.equal(final["conv1.weight"], result.model.backbone.conv1.weight.detach())
+
+
+def test_a_finished_run_is_not_overwritten_and_resume_checks_the_config(ci_run, capsys):
+    cfg, result = ci_run
+    out = str(result.out_dir)
+    assert cli_main(["pretrain", "--config", "ci", "--out", out, *TINY]) == 2
+    assert "--resume auto" in capsys.readouterr().err
+    assert cli_main(["pretrain", "--config", "ci", "--out", out, "--resume", "auto", *TINY, "optim.lr=0.1"]) == 2
+    assert "optim.lr: 0.03 -> 0.1" in capsys.readouterr().err
+    with pytest.raises(Exception, match="checkpoint to resume from not found"):
+        pretrain(cfg, out, resume=str(result.out_dir / "nope.pt"))
+
+
+def test_torchrun_commands():
+    single = torchrun_command("adam_v1_paper", "runs/adam", nproc_per_node=4, data_root="/data/cxr14")
+    assert single.startswith("torchrun --nproc-per-node=4 -m edenkit pretrain --config adam_v1_paper")
+    assert "--resume auto" in single and "--data-root /data/cxr14" in single and "--nnodes" not in single
+    multi = torchrun_command("adam_v1_paper", "runs/adam", nproc_per_node=8, nnodes=2, master_addr="gpu01")
+    assert "--nnodes=2" in multi and "--master-addr=gpu01" in multi and "--node-rank=$NODE_RANK" in multi
+
+
+def _cli(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "edenkit", "pretrain", "--config", "ci", "--out", str(out), *TINY,
+            "curriculum.epochs=[1,2,1]", "log_every=1", *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stage_then_resume_auto_is_bit_identical(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(_cli(tmp_path / "full"), check=True, env=env, capture_output=True, timeout=300)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            # A step of stage 2's second epoch: its first epoch's checkpoint is written, the stage is not over.
+            log = killed / "log.jsonl"
+            if log.is_file() and any(r["split"] == "step" and r["global_epoch"] == 2 for r in read_log(log)):
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "summary.json").exists(), "the run finished before it could be killed"
+    last = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
+    assert (last["stage"], last["epoch"]) == (1, 1)  # killed in the middle of stage 2 (n = 2)
+
+    subprocess.run(_cli(killed, "--resume", "auto"), check=True, env=env, capture_output=True, timeout=300)
+
+    full = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    resumed = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert full.keys() == resumed.keys()
+    for name in full:  # both encoders, BN statistics and the queue
+        assert torch.equal(full[name], resumed[name]), name
+    a = torch.load(tmp_path / "full" / "encoder.pt", weights_only=True)
+    b = torch.load(killed / "encoder.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # The resumed log has each epoch once, with the same losses.
+    strip = {"seconds", "images_per_s"}
+    full_log = [{k: v for k, v in r.items() if k not in strip} for r in read_log(tmp_path / "full")]
+    resumed_log = [{k: v for k, v in r.items() if k not in strip} for r in read_log(killed)]
+    assert resumed_log == full_log
+    assert json.loads((killed / "summary.json").read_text())["encoder"].endswith("encoder.pt")
