@@ -221,7 +221,7 @@ def _attenuation(anatomy: Anatomy, masks, bone, config: PhantomConfig):
         body
         - AIR * air
         + 0.12 * anatomy.heart_depth() * heart_inside
-        + 0.25 * spine * (body > 0)
+        + 0.35 * spine * (body > 0)
         + 0.16 * bone
         - 0.12 * trachea
         + 0.10 * hila
@@ -276,9 +276,9 @@ def _lung_markings(anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
     thin = np.bincount(flat[~trunk], weights=weights[~trunk], minlength=n * n).astype(np.float32)
     # about one point per pixel along a vessel, blurred across a width that grows with the size
     sigma = max(0.5, 0.0035 * n)
-    out = 2.0 * ndimage.gaussian_filter(thick.reshape(n, n), 2.0 * sigma)
+    out = 2.0 * ndimage.gaussian_filter(thick.reshape(n, n), 2.0 * sigma, truncate=3.0)
     if sigma > 1.0:
-        out += ndimage.gaussian_filter(thin.reshape(n, n), sigma)
+        out += ndimage.gaussian_filter(thin.reshape(n, n), sigma, truncate=3.0)
     else:  # a pixel wide: the image's own blur in _expose is enough; keep the blurred line's height
         out += thin.reshape(n, n) / (math.sqrt(2 * math.pi) * sigma)
     return np.minimum(out * (n / 256.0) * 0.5, 1.5)
@@ -382,7 +382,7 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
 def _expose(atten: np.ndarray, p: Patient, config: PhantomConfig) -> np.ndarray:
     """Attenuation -> displayed grey: exposure curve, gamma, blur, detector noise."""
     n = config.size
-    grey = 1.0 - np.exp(-1.45 * p.contrast * np.clip(atten, 0.0, None) / p.exposure)
+    grey = 1.0 - np.exp(-1.3 * p.contrast * np.clip(atten, 0.0, None) / p.exposure)
     grey = (np.clip(grey, 0.0, 1.0) ** (1.25 * p.gamma)).astype(np.float32)
     sigma = p.blur_px * n / 256.0
     # quantum noise: stronger where fewer photons arrive (bright = attenuated)

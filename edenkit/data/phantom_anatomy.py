@@ -138,7 +138,7 @@ class Patient:
             heart_center=heart_center,
             heart_axes=(long_axis, ratio * long_axis),
             heart_angle=heart_angle,
-            spine_half_width=around(a, 0.034, 0.004),
+            spine_half_width=around(a, 0.04, 0.004),
             t1_top_v=t1_top_v,
             vertebra_height=(dome_l + 0.07 - t1_top_v) / n_levels,
             carina_v=around(a, 0.36, 0.02),
@@ -453,11 +453,14 @@ class Anatomy:
         k = (v - p.t1_top_v) / h
         frac = k - np.floor(k)  # position inside one vertebra, 0 = top end plate
         mask = (x <= w) & (v > p.t1_top_v - 3 * h)
-        body = smoothstep((w - x) / (0.2 * w)) * (0.6 + 0.4 * smoothstep((0.5 - np.abs(frac - 0.5)) / 0.15))
+        end_plates = smoothstep((0.5 - np.abs(frac - 0.5)) / 0.12)  # dark disc spaces between bodies
+        body = smoothstep((w - x) / (0.2 * w)) * (0.2 + 0.8 * end_plates)
         cortex = np.exp(-(((x - 0.92 * w) / (0.1 * w)) ** 2))
-        spinous = np.exp(-(((u - 0.5) / (0.2 * w)) ** 2) - ((frac - 0.75) / 0.15) ** 2)
-        pedicles = np.exp(-(((x - 0.6 * w) / (0.16 * w)) ** 2) - ((frac - 0.35) / 0.13) ** 2)
-        soft = (body + 0.3 * cortex) * (v > p.t1_top_v - 3 * h) + 0.6 * spinous + 0.45 * pedicles
+        # pedicles: oval rings at both sides of the body ("owl eyes"); spinous process: a midline teardrop
+        ring = np.sqrt(((x - 0.62 * w) / (0.2 * w)) ** 2 + ((frac - 0.35) / 0.17) ** 2)
+        pedicles = np.exp(-(((ring - 1.0) / 0.3) ** 2))
+        spinous = np.exp(-(((u - 0.5) / (0.16 * w)) ** 2) - ((frac - 0.7) / 0.2) ** 2)
+        soft = (0.6 * body + 0.2 * cortex) * (v > p.t1_top_v - 3 * h) + 0.5 * spinous + 0.5 * pedicles
         return soft.astype(np.float32), mask
 
     # -- ribs ------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from edenkit.data.phantom import FINDINGS, PhantomConfig, PhantomSample, generate
 
@@ -145,7 +146,7 @@ def export_chestxray14(
     with _staged_folder(out_dir, overwrite) as stage:
         (stage / "images").mkdir()
         entries, boxes, lists = [], [], {"train_val_list.txt": [], "test_list.txt": []}
-        for index, (patient, follow_up) in enumerate(visits):
+        for index, (patient, follow_up) in enumerate(tqdm(visits, desc="chestxray14 export", disable=None)):
             name = f"{patient:08d}_{follow_up:03d}.png"
             sample = generate(_image_seed(seed, index), config, patient_seed=_patient_seed(seed, patient))
             Image.fromarray(_to_uint8(sample.image)).save(stage / "images" / name)
@@ -206,7 +207,7 @@ def export_jsrt_scr(
     with _staged_folder(out_dir, overwrite) as stage:
         images = stage / "jsrt" / "images"
         images.mkdir(parents=True)
-        for index in range(n):
+        for index in tqdm(range(n), desc="jsrt/scr export", disable=None):
             sample = generate(_image_seed(seed, index), config)
             prefix = "JPCLN" if sample.findings["nodule"] else "JPCNN"
             counts[prefix] += 1
