@@ -1,0 +1,151 @@
+"""Pretrained encoders shared by the notebooks: trained once with the kit, then reused.
+
+``get_encoder(method, profile, out_dir, seed)`` returns the path of an exported encoder (a plain
+torchvision ResNet ``state_dict`` without ``fc``):
+
+- ``"adam"``: Adam-v1, the profile's config (curriculum n = 0 -> 2 -> 4 with the purposive pruner);
+- ``"mocov2"``: the MoCo-v2 baseline with the same budget: the same images for as many epochs as
+  Adam's whole curriculum, in one stage at n = 0 without the pruner (``mocov2_paper`` in ``paper``);
+- ``"random"``: a seeded random initialization of the same backbone, exported the same way.
+
+Profiles map to configs: ``ci`` -> ``ci``, ``demo`` -> ``demo_cpu``, ``paper`` -> ``adam_v1_paper`` /
+``mocov2_paper``. Runs live in ``out_dir/models/<method>-<key>``, where ``key`` hashes the resolved
+config: a changed config trains anew, an unchanged one is reused, an interrupted one resumes. The
+encoder returned is the final stage's best checkpoint by validation loss, the one the paper transfers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+
+from edenkit.checkpoint import export_encoder
+from edenkit.config import to_dict
+from edenkit.models.backbones import build_resnet
+from edenkit.pretrain import (
+    RESUMABLE_CHANGES,
+    CurriculumConfig,
+    PretrainConfig,
+    RunPaths,
+    load_pretrain_config,
+    pretrain,
+)
+
+Method = Literal["adam", "mocov2", "random"]
+Profile = Literal["ci", "demo", "paper"]
+METHODS = ("adam", "mocov2", "random")
+PROFILE_CONFIGS = {
+    "ci": {"adam": "ci", "mocov2": "ci"},
+    "demo": {"adam": "demo_cpu", "mocov2": "demo_cpu"},
+    "paper": {"adam": "adam_v1_paper", "mocov2": "mocov2_paper"},
+}
+
+
+def as_mocov2(cfg: PretrainConfig) -> PretrainConfig:
+    """MoCo-v2 with ``cfg``'s budget: one stage at n = 0 for all of its epochs, no pruner."""
+    epochs = sum(cfg.curriculum.epochs)
+    return dataclasses.replace(
+        cfg, name="mocov2", prune_threshold=None, curriculum=CurriculumConfig(stages=[0], epochs=[epochs])
+    )
+
+
+def encoder_config(
+    method: Method, profile: Profile, seed: int = 0, data_root: str | None = None
+) -> PretrainConfig:
+    """The pretraining config that ``get_encoder`` uses for ``method`` in ``profile``."""
+    if method not in ("adam", "mocov2"):
+        raise ValueError(f"method must be 'adam' or 'mocov2' to have a pretraining config, got {method!r}")
+    if profile not in PROFILE_CONFIGS:
+        raise ValueError(f"profile must be one of {sorted(PROFILE_CONFIGS)}, got {profile!r}")
+    overrides = [f"seed={seed}"] + ([f"data.root={data_root}"] if data_root else [])
+    cfg = load_pretrain_config(PROFILE_CONFIGS[profile][method], overrides)
+    if method == "mocov2" and profile != "paper":  # the paper profile has its own mocov2_paper file
+        cfg = as_mocov2(cfg)
+    return cfg
+
+
+def config_key(cfg: PretrainConfig) -> str:
+    """A short hash of everything in ``cfg`` that changes what is trained."""
+    data = to_dict(cfg)
+    for dotted in RESUMABLE_CHANGES:
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_folder(method: Method, profile: Profile, out_dir: str | Path | None = None, seed: int = 0,
+               data_root: str | None = None) -> Path:
+    """Where ``get_encoder`` trains (and finds) ``method``'s run: holds ``log.jsonl`` and checkpoints."""
+    cfg = encoder_config(method, profile, seed, data_root)
+    return _models_dir(profile, out_dir) / f"{method}-{config_key(cfg)}"
+
+
+def get_encoder(
+    method: Method,
+    profile: Profile,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    *,
+    data_root: str | None = None,
+    nproc_per_node: int = 1,
+    progress: bool = False,
+) -> Path:
+    """The exported encoder of ``method`` for ``profile``, training it first unless it is cached.
+
+    ``out_dir`` defaults to ``runs/<profile>``. ``nproc_per_node`` > 1 trains under torchrun in a
+    subprocess (DDP never runs inside a notebook kernel); otherwise training runs in this process.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    models = _models_dir(profile, out_dir)
+    if method == "random":
+        arch = load_pretrain_config(PROFILE_CONFIGS[profile]["adam"]).model.arch
+        return random_encoder(arch, seed, models / f"random-{arch}-seed{seed}.pt")
+
+    cfg = encoder_config(method, profile, seed, data_root)
+    if cfg.data.dataset == "phantom":  # adam and mocov2 read the same generated images
+        cfg.data.cache_dir = str(models / "data")
+    cfg.progress = progress
+    paths = RunPaths(models / f"{method}-{config_key(cfg)}")
+    if paths.summary.is_file() and paths.encoder_best.is_file():
+        return paths.encoder_best
+    if nproc_per_node > 1:
+        _torchrun(cfg, paths, nproc_per_node)
+    else:
+        pretrain(cfg, paths.root, resume="auto")
+    return paths.encoder_best
+
+
+def random_encoder(arch: str, seed: int, path: str | Path) -> Path:
+    """A seeded random initialization of ``arch`` exported like a trained encoder (global RNG untouched)."""
+    path = Path(path)
+    if not path.is_file():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_resnet(arch)
+        export_encoder(model.state_dict(), path)
+    return path
+
+
+def _models_dir(profile: str, out_dir: str | Path | None) -> Path:
+    return Path(out_dir if out_dir is not None else Path("runs") / profile) / "models"
+
+
+def _torchrun(cfg: PretrainConfig, paths: RunPaths, nproc_per_node: int) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    requested = paths.root / "requested.yaml"
+    requested.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
+               "-m", "edenkit", "pretrain", "--config", str(requested), "--out", str(paths.root), "--resume", "auto"]
+    subprocess.run(command, check=True)

@@ -1,0 +1,69 @@
+import os
+
+import pytest
+import torch
+import torchvision
+
+from edenkit import zoo
+from edenkit.pretrain import read_log
+
+
+def loads_into_resnet18(path) -> bool:
+    resnet = torchvision.models.resnet18(weights=None)
+    result = resnet.load_state_dict(torch.load(path, weights_only=True), strict=False)
+    return sorted(result.missing_keys) == ["fc.bias", "fc.weight"] and not result.unexpected_keys
+
+
+def test_mocov2_gets_adams_budget_without_decomposer_or_pruner():
+    for profile in ("ci", "demo"):
+        adam = zoo.encoder_config("adam", profile)
+        moco = zoo.encoder_config("mocov2", profile)
+        assert adam.curriculum.stages == [0, 2, 4] and adam.prune_threshold == 0.8
+        assert moco.curriculum.stages == [0] and moco.prune_threshold is None
+        assert moco.curriculum.epochs == [sum(adam.curriculum.epochs)]
+        assert (moco.data, moco.model, moco.optim, moco.batch_size) == (adam.data, adam.model, adam.optim, adam.batch_size)
+    paper = zoo.encoder_config("mocov2", "paper")
+    assert paper.name == "mocov2" and paper.model.arch == "resnet50"
+
+
+def test_config_key_follows_what_is_trained():
+    cfg = zoo.encoder_config("adam", "ci")
+    key = zoo.config_key(cfg)
+    cfg.progress, cfg.data.num_workers, cfg.data.cache_dir = True, 3, "/somewhere"
+    assert zoo.config_key(cfg) == key
+    cfg.optim.lr = 0.1
+    assert zoo.config_key(cfg) != key
+    assert zoo.config_key(zoo.encoder_config("adam", "ci", seed=1)) != key
+
+
+def test_random_encoder_is_seeded_and_loads(tmp_path):
+    state = torch.get_rng_state()
+    a = zoo.get_encoder("random", "ci", tmp_path, seed=0)
+    b = zoo.random_encoder("resnet18", 0, tmp_path / "again.pt")
+    c = zoo.random_encoder("resnet18", 1, tmp_path / "other.pt")
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left alone
+    assert loads_into_resnet18(a)
+    wa, wb, wc = (torch.load(p, weights_only=True)["conv1.weight"] for p in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_unknown_method_or_profile():
+    with pytest.raises(ValueError, match="method must be one of"):
+        zoo.get_encoder("simclr", "ci")
+    with pytest.raises(ValueError, match="profile must be one of"):
+        zoo.encoder_config("adam", "laptop")
+
+
+@pytest.mark.slow
+def test_adam_and_mocov2_train_once_then_come_from_the_cache(tmp_path):
+    adam = zoo.get_encoder("adam", "ci", tmp_path)
+    moco = zoo.get_encoder("mocov2", "ci", tmp_path)
+    assert adam != moco and loads_into_resnet18(adam) and loads_into_resnet18(moco)
+    assert adam.parent == zoo.run_folder("adam", "ci", tmp_path)
+    assert [r["n"] for r in read_log(adam.parent) if r["split"] == "train"] == [0, 2, 4]
+    assert [r["n"] for r in read_log(moco.parent) if r["split"] == "train"] == [0, 0, 0]
+    assert any((tmp_path / "models" / "data").glob("phantom_*.pt"))  # the images are generated once
+
+    stamp = os.stat(adam).st_mtime_ns
+    assert zoo.get_encoder("adam", "ci", tmp_path) == adam
+    assert os.stat(adam).st_mtime_ns == stamp  # not retrained
