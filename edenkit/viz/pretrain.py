@@ -162,12 +162,12 @@ def decomposer_explorer(base_dataset, view_size: int, seed: int = 0):
 
 
 def plot_negative_similarities(
-    sims: torch.Tensor, same: torch.Tensor, thresholds=(0.8,), title: str | None = None
+    sims: torch.Tensor, same: torch.Tensor, thresholds=(0.8,), title: str | None = None, ax=None
 ) -> Figure:
     """Histogram of query-negative cosines, collisions (same part, other patient) vs other anatomy."""
     sims, same = sims.flatten().cpu().numpy(), same.flatten().cpu().numpy()
-    bins = np.linspace(min(-0.2, sims.min()), 1.0, 61)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = _figure(ax, (7, 3.2))
+    bins = np.linspace(min([float(sims.min()), *thresholds]) - 0.05, 1.0, 61)
     ax.hist(sims[~same], bins=bins, density=True, alpha=0.6, color=OTHER_COLOUR, label="other part (genuine negative)")
     ax.hist(sims[same], bins=bins, density=True, alpha=0.6, color=SAME_COLOUR, label="same part, other patient (collision)")
     for threshold in thresholds:
@@ -176,16 +176,36 @@ def plot_negative_similarities(
     ax.set_xlabel("cosine similarity between a query and a queue negative")
     ax.set_ylabel("density")
     ax.set_title(title or "Negatives in the queue", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 
 
-def plot_pruning_profile(profile: dict[str, list[float]], paper_threshold: float = 0.8) -> Figure:
+def plot_prune_mask(mask: torch.Tensor, query_parts, queue_parts, title: str | None = None, ax=None) -> Figure:
+    """The B x K pruning mask with queries and negatives sorted by part: pruned collisions fill the
+    diagonal blocks (same part), pruned genuine negatives the rest."""
+    query_parts, queue_parts = torch.as_tensor(query_parts), torch.as_tensor(queue_parts)
+    rows, cols = torch.argsort(query_parts, stable=True), torch.argsort(queue_parts, stable=True)
+    fig, ax = _figure(ax, (6, 3.4))
+    ax.imshow(mask[rows][:, cols].cpu().numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    for edges, line in ((torch.unique_consecutive(query_parts[rows], return_counts=True)[1], ax.axhline),
+                        (torch.unique_consecutive(queue_parts[cols], return_counts=True)[1], ax.axvline)):
+        for edge in torch.cumsum(edges, 0)[:-1].tolist():
+            line(edge - 0.5, color=SAME_COLOUR, linewidth=0.8)
+    ax.set_xlabel("queue negatives, sorted by part")
+    ax.set_ylabel("queries, sorted by part")
+    ax.set_title(title or f"pruned (black): {mask.float().mean().item():.1%} of the negatives", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pruning_profile(
+    profile: dict[str, list[float]], paper_threshold: float = 0.8, title: str | None = None, ax=None
+) -> Figure:
     """Fraction pruned against the threshold: all negatives, collisions and genuine negatives
     (``profile`` from ``edenkit.losses.pruning_profile`` with ``same`` given)."""
     t = profile["threshold"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = _figure(ax, (6.5, 3.2))
     ax.plot(t, profile["pruned"], "k-o", markersize=3, label="all negatives")
     ax.plot(t, profile["pruned_same"], "-o", color=SAME_COLOUR, markersize=3, label="collisions (same part)")
     ax.plot(t, profile["pruned_other"], "-o", color=OTHER_COLOUR, markersize=3, label="genuine negatives (other part)")
@@ -193,18 +213,29 @@ def plot_pruning_profile(profile: dict[str, list[float]], paper_threshold: float
     ax.set_xlabel("pruning threshold (cosine)")
     ax.set_ylabel("fraction pruned")
     ax.set_ylim(-0.02, 1.02)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_loss_by_threshold(thresholds: list[float], losses: list[float], plain_loss: float) -> Figure:
-    """InfoNCE loss with the pruner at each threshold, against plain InfoNCE (no pruning)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.0))
-    ax.plot(thresholds, losses, "-o", color="tab:green", markersize=3, label="with the purposive pruner")
-    ax.axhline(plain_loss, color="black", linestyle="--", linewidth=1, label="plain InfoNCE (MoCo-v2)")
+def plot_loss_by_threshold(curves: dict[str, tuple[list[float], list[float], float]], ax=None) -> Figure:
+    """InfoNCE loss against the pruning threshold, one curve per encoder: ``{name: (thresholds, losses,
+    plain_loss)}``; the dashed line of the same colour is plain InfoNCE (no pruning)."""
+    fig, ax = _figure(ax, (6.5, 3.2))
+    for (name, (thresholds, losses, plain)), colour in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        ax.plot(thresholds, losses, "-o", color=colour, markersize=3, label=f"{name}, with the pruner")
+        ax.axhline(plain, color=colour, linestyle="--", linewidth=1, label=f"{name}, plain InfoNCE")
     ax.set_xlabel("pruning threshold (cosine)")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _figure(ax, size):
+    """(figure, axes): the given axes, or a new figure of ``size``."""
+    if ax is not None:
+        return ax.figure, ax
+    return plt.subplots(figsize=size)

@@ -63,5 +63,9 @@ def test_pruner_figures():
     profile = pruning_profile(sims, [0.5, 0.8, 0.95], same)
     fig = viz.plot_pruning_profile(profile)
     assert len(fig.axes[0].lines) == 4
-    viz.plot_loss_by_threshold([0.5, 0.8], [1.0, 2.0], plain_loss=2.5)
+    fig = viz.plot_loss_by_threshold({"random": ([0.5, 0.8], [1.0, 2.0], 2.5), "trained": ([0.5, 0.8], [0.5, 1.0], 1.5)})
+    assert len(fig.axes[0].lines) == 4
+    fig = viz.plot_prune_mask(sims >= 0.8, query_parts=[1, 0], queue_parts=[1, 0])
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.tolist() == [[0, 1], [0, 1]]  # rows and columns sorted by part: query 1 (part 0) first
     plt.close("all")

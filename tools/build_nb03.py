@@ -1,0 +1,222 @@
+from nbbuild import build
+
+build("notebooks/03_purposive_pruner.ipynb", [
+("md", r"""
+# 03 · The purposive pruner
+
+MoCo-v2 learns by contrast: the query embedding $q_i$ of one view must be closer to the key $k_i$ of the
+other view of the same anchor than to the $K$ keys $m_j$ in the queue, which come from other images and
+serve as **negatives**. For whole images (level $n=0$) that is sensible: two radiographs are two patients.
+
+For parts ($n>0$) it is not. Part 0 at $n=2$ is the upper zone of the right lung in *every* patient, so
+the queue is full of keys that show the same anatomy as the anchor, in other patients. Pushing them away
+contradicts **locality** (the same structure should embed close together, notebook 05). The paper calls
+these *semantic collisions*, and the **purposive pruner** removes them: for each anchor, negatives whose
+cosine similarity with the query is at least a threshold (0.8) are dropped from the softmax denominator,
+and the positive is always kept:
+
+$$
+\mathcal{L}_i = -\log \frac{\exp(q_i \cdot k_i / \tau)}{\exp(q_i \cdot k_i / \tau) + \sum_{j:\ q_i \cdot m_j < 0.8} \exp(q_i \cdot m_j / \tau)}, \qquad \tau = 0.2 .
+$$
+
+In edenkit this is one boolean mask over the $B \times K$ logits (`edenkit.losses.purposive_prune_mask`);
+pruned logits become $-\infty$ before the cross-entropy, which gives exactly the value of the authors'
+per-sample loop (a unit test checks it; `benchmarks/bench_pruner.py` times both).
+
+The phantom knows its anatomy, so we can check what the pruner actually removes: for every query we
+know which queue keys show the same part (a collision) and which show another part (a genuine negative).
+"""),
+("params", r"""
+profile = "ci"
+seed = 0
+out_dir = "../runs/ci"
+data = "phantom"
+data_root = ""
+pretrain_config = "ci"
+pretrain_epochs = 1
+checkpoint = ""
+level = 2
+n_query_patients = 8
+n_queue_patients = 32
+thresholds = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+paper_threshold = 0.8
+"""),
+("code", r"""
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from edenkit.checkpoint import load_checkpoint
+from edenkit.config import from_dict
+from edenkit.data.decomposer import AnatomyPairs, part_boxes
+from edenkit.losses import info_nce, pruning_profile, purposive_prune_mask
+from edenkit.pretrain import PretrainConfig, build_model, load_pretrain_config, pretrain
+from edenkit.viz import pretrain as viz
+
+torch.manual_seed(seed)
+out = Path(out_dir)
+figures = out / "figures"
+figures.mkdir(parents=True, exist_ok=True)
+
+# The encoder's stage-0 config: image and view sizes, architecture and temperature come from it.
+if checkpoint:
+    state = load_checkpoint(checkpoint)
+    cfg = from_dict(PretrainConfig, state["config"])
+else:
+    stage0 = ["curriculum.stages=[0]", f"curriculum.epochs=[{pretrain_epochs}]", "prune_threshold=null", "progress=false"]
+    cfg = load_pretrain_config(pretrain_config, stage0)
+image_size, view_size, tau = cfg.data.image_size, cfg.data.view_size, cfg.model.temperature
+n_parts = len(part_boxes(image_size, image_size, level))
+print(f"{cfg.model.arch}, images {image_size} px, views {view_size} px, level n = {level} ({n_parts} parts), tau = {tau}")
+"""),
+("md", r"""
+## Queries and a queue with known anatomy
+
+Queries come from a few patients, one pair of views for **every** part of each image; the queue holds keys
+of every part of other patients (in training the queue holds random parts of past batches, the same mix
+on average). These patients are not among the pretraining images.
+"""),
+("code", r"""
+if data == "phantom":
+    from edenkit.data.phantom import PhantomDataset
+
+    source = PhantomDataset(n_query_patients + n_queue_patients, size=image_size, seed=seed)
+else:
+    from edenkit.data.datasets import open_image_dataset
+
+    source = open_image_dataset(data, data_root, "val", image_size)
+images = [source[i] for i in range(n_query_patients + n_queue_patients)]  # decoded once, reused per part
+pairs = AnatomyPairs(images, n=level, view_size=view_size, mode=cfg.data.decompose_mode, seed=seed)
+
+query_items = [pairs.pair(i, part) for i in range(n_query_patients) for part in range(n_parts)]
+queue_items = [pairs.pair(i, part) for i in range(n_query_patients, len(images)) for part in range(n_parts)]
+query_parts = torch.tensor([item["part"] for item in query_items])
+queue_parts = torch.tensor([item["part"] for item in queue_items])
+same_part = query_parts[:, None] == queue_parts[None, :]  # [B, K]: True = a semantic collision
+print(f"{len(query_items)} queries, {len(queue_items)} queue keys, {same_part.float().mean():.1%} of the pairs are collisions")
+"""),
+("md", r"""
+## Two encoders
+
+Adam's curriculum switches the pruner on when it moves from $n=0$ to $n=2$, so the encoder that meets the
+pruner first is the one trained by the $n=0$ stage, which is plain MoCo-v2. We compare it with the same
+network at random initialization. The stage-0 training runs here with the `pretrain_config` of this
+profile (or is read from `checkpoint`); a second run of the notebook reuses it.
+"""),
+("code", r"""
+encoders = {"random init": build_model(cfg)}
+if checkpoint:
+    trained = build_model(cfg)
+    trained.load_state_dict(state["model"])
+else:
+    trained = pretrain(cfg, out / "03_stage0_mocov2", resume="auto").model.cpu()
+encoders[f"after stage n=0 ({sum(cfg.curriculum.epochs)} epochs)"] = trained
+
+embeddings = {}
+for name, model in encoders.items():
+    view1 = torch.stack([item["view1"] for item in query_items])
+    view2 = torch.stack([item["view2"] for item in query_items])
+    keys = torch.stack([item["view1"] for item in queue_items])
+    q, k = model.embed_pair(view1, view2)  # eval mode: nothing in the model changes
+    _, queue = model.embed_pair(keys, keys)  # the queue holds key-encoder embeddings
+    embeddings[name] = (q, k, queue)
+    sims = q @ queue.T
+    print(f"{name:>28}: cosine to collisions {sims[same_part].mean():.3f}, to genuine negatives "
+          f"{sims[~same_part].mean():.3f}, to the positive {(q * k).sum(1).mean():.3f}")
+"""),
+("md", r"""
+## How similar are the negatives?
+
+Red: queue keys that show the query's own part in another patient (collisions). Blue: keys of other
+parts (genuine negatives). The dashed line is the paper's threshold; everything to its right is pruned.
+"""),
+("code", r"""
+fig, axes = plt.subplots(1, len(embeddings), figsize=(6.5 * len(embeddings), 3.4), squeeze=False)
+for ax, (name, (q, _, queue)) in zip(axes[0], embeddings.items()):
+    viz.plot_negative_similarities(q @ queue.T, same_part, thresholds=(paper_threshold,), title=name, ax=ax)
+fig.savefig(figures / "03_negative_similarities.png", dpi=120)
+plt.show()
+"""),
+("md", r"""
+## What each threshold prunes
+
+For each threshold: the fraction of all negatives pruned, of the collisions (we want these gone) and of
+the genuine negatives (we want to keep these: they carry the contrast). A threshold that removes nearly
+everything leaves the loss with no negatives at all.
+"""),
+("code", r"""
+profiles = {}
+fig, axes = plt.subplots(1, len(embeddings), figsize=(6.5 * len(embeddings), 3.4), squeeze=False)
+for ax, (name, (q, _, queue)) in zip(axes[0], embeddings.items()):
+    profiles[name] = pruning_profile(q @ queue.T, thresholds, same_part)
+    viz.plot_pruning_profile(profiles[name], paper_threshold, title=name, ax=ax)
+fig.savefig(figures / "03_pruning_by_threshold.png", dpi=120)
+plt.show()
+
+for name, profile in profiles.items():
+    print(name)
+    print("  threshold   pruned   of collisions   of genuine negatives   collisions among pruned")
+    for row in zip(*(profile[key] for key in ("threshold", "pruned", "pruned_same", "pruned_other", "same_among_pruned"))):
+        print("  {:9.2f} {:8.1%} {:15.1%} {:22.1%} {:25.1%}".format(*row))
+"""),
+("md", r"""
+## The pruner is one mask
+
+The mask over queries x negatives at the paper's threshold, rows and columns sorted by part. Black cells
+are pruned. Pruned collisions fill the diagonal blocks (query and key show the same part); black cells
+elsewhere are genuine negatives that the pruner removes as well.
+"""),
+("code", r"""
+fig, axes = plt.subplots(1, len(embeddings), figsize=(6.5 * len(embeddings), 3.6), squeeze=False)
+for ax, (name, (q, _, queue)) in zip(axes[0], embeddings.items()):
+    mask = purposive_prune_mask(q, queue, paper_threshold)
+    viz.plot_prune_mask(mask, query_parts, queue_parts, title=f"{name}: {mask.float().mean():.1%} pruned", ax=ax)
+fig.savefig(figures / "03_prune_mask.png", dpi=120)
+plt.show()
+"""),
+("md", r"""
+## The effect on the loss
+
+Pruning removes terms from each denominator, so the loss can only go down. How far it goes down at a
+given threshold depends on how many negatives lie above it; when every negative is pruned the loss is
+exactly 0 and the encoder receives no gradient from it.
+"""),
+("code", r"""
+curves, results = {}, {}
+for name, (q, k, queue) in embeddings.items():
+    plain, plain_stats = info_nce(q, k, queue, tau)
+    pruned = [info_nce(q, k, queue, tau, t) for t in thresholds]
+    curves[name] = (thresholds, [loss.item() for loss, _ in pruned], plain.item())
+    results[name] = {
+        "plain_loss": plain.item(),
+        "plain_acc": plain_stats["acc"].item(),
+        "loss": curves[name][1],
+        "acc": [stats["acc"].item() for _, stats in pruned],
+        **profiles[name],
+    }
+    at_paper = info_nce(q, k, queue, tau, paper_threshold)
+    print(f"{name:>28}: plain InfoNCE {plain.item():.3f}; with the pruner at {paper_threshold}: "
+          f"{at_paper[0].item():.3f} ({at_paper[1]['frac_pruned'].item():.1%} of negatives pruned)")
+fig = viz.plot_loss_by_threshold(curves)
+fig.savefig(figures / "03_loss_by_threshold.png", dpi=120)
+plt.show()
+(out / "03_purposive_pruner.json").write_text(json.dumps({"level": level, "tau": tau, "encoders": results}, indent=2))
+"""),
+("md", r"""
+## What to take away
+
+* The pruner does not know anatomy; it only sees cosine similarity. Whether it removes collisions
+  rather than genuine negatives depends on the embedding: it works to the extent that the same part in
+  another patient already embeds closer to the query than other parts do (compare the red and blue
+  curves above).
+* At random initialization every embedding is close to every other one, so a fixed threshold prunes
+  almost every negative and the loss has nothing left to contrast. This is one reason why the
+  curriculum starts at $n=0$ with plain InfoNCE and switches the pruner on only afterwards, and why the
+  threshold, 0.8 in the paper, should be checked against the similarity distribution of one's own stage-0
+  model (the paper tuned it on ChestX-ray14 with ResNet-50; the phantom and a small demo model differ).
+* The training log of notebook 04 records the fraction pruned at every epoch (`frac_pruned`), so you can
+  watch this happen during pretraining.
+"""),
+])
