@@ -188,11 +188,13 @@ def evaluate_segmentation(model: nn.Module, dataset, cfg: FinetuneConfig) -> dic
 
 
 def finetune_segmentation(encoder_state: dict[str, torch.Tensor] | None, train_set, val_set, test_set,
-                          classes: Sequence[str], cfg: FinetuneConfig | None = None, seed: int = 0) -> dict:
+                          classes: Sequence[str], cfg: FinetuneConfig | None = None, seed: int = 0,
+                          keep_model: bool = False) -> dict:
     """Fine-tune a U-Net (encoder from ``encoder_state``, random when None) on masks; test Dice and IoU.
 
     Returns ``{"dice": {class: mean}, "iou": {class: mean}, "mean_dice", "mean_iou", "best_val", "best_step",
-    "steps", "seconds", "history"}``; Dice/IoU are fractions in [0, 1], averaged over test images.
+    "steps", "seconds", "history"}`` (plus ``"model"`` with ``keep_model``); Dice/IoU are fractions in
+    [0, 1], averaged over test images.
     """
     cfg = cfg or FinetuneConfig()
     start = time.perf_counter()
@@ -212,11 +214,12 @@ def finetune_segmentation(encoder_state: dict[str, torch.Tensor] | None, train_s
                                     cfg.lr if cfg.lr is not None else 1e-3, generator)
     test = evaluate_segmentation(model, test_set, cfg)
     dice, iou = test["dice"].mean(0), test["iou"].mean(0)
-    return {
+    out = {
         "dice": dict(zip(classes, map(float, dice))), "iou": dict(zip(classes, map(float, iou))),
         "mean_dice": float(dice.mean()), "mean_iou": float(iou.mean()),
         **fit, "seconds": time.perf_counter() - start,
     }
+    return {**out, "model": model.eval()} if keep_model else out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -346,12 +349,12 @@ def transfer_splits(name: str, size: int, seed: int = 0, data_root: str | Path |
 
 
 def run_transfer(name: str, encoder_state: dict[str, torch.Tensor] | None, splits, cfg: FinetuneConfig,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, keep_model: bool = False) -> dict:
     """Fine-tune on a task's splits (from :func:`transfer_splits`) and add the task's headline ``score``."""
     task = TRANSFER_TASKS[name]
     train, val, test, classes = splits
     if task.kind == "segmentation":
-        out = finetune_segmentation(encoder_state, train, val, test, classes, cfg, seed)
+        out = finetune_segmentation(encoder_state, train, val, test, classes, cfg, seed, keep_model)
     else:
         out = finetune_classification(encoder_state, train, val, test, classes, cfg, seed)
     out["score"] = out[{"dice": "mean_dice", "iou": "mean_iou", "auc": "mean_auc"}[task.metric]]

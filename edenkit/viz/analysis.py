@@ -231,6 +231,25 @@ def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: d
     return fig
 
 
+def rank_note(values: dict[str, float], metric: str, focus: str = "adam", higher_is_better: bool = True,
+              digits: int = 3) -> str:
+    """One sentence with every method's value and where ``focus`` ranks, e.g. for a notebook's closing note."""
+    order = sorted(values, key=values.get, reverse=higher_is_better)
+    listing = ", ".join(f"{_label(m)} {values[m]:.{digits}f}" for m in order)
+    if focus not in values:
+        return f"{metric}: {listing}."
+    rank = order.index(focus) + 1
+    if rank == 1:
+        runner_up = order[1] if len(order) > 1 else None
+        margin = f" (ahead of {_label(runner_up)} by {abs(values[focus] - values[runner_up]):.{digits}f})" if runner_up else ""
+        verdict = f"{_label(focus)} comes out ahead{margin}"
+    else:
+        leader = order[0]
+        verdict = (f"{_label(focus)} does NOT come out ahead: it ranks {rank} of {len(order)}, "
+                   f"{abs(values[leader] - values[focus]):.{digits}f} behind {_label(leader)}")
+    return f"{metric}: {listing}. {verdict}."
+
+
 def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
     """A small Markdown table from dicts (missing cells shown as '–')."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -49,3 +49,12 @@ def test_figures_return_figures():
 
 def test_markdown_table():
     assert viz.markdown_table([{"a": 1}], ["a", "b"]).splitlines()[-1] == "| 1 | – |"
+
+
+def test_rank_note_says_when_adam_is_not_ahead():
+    ahead = viz.rank_note({"adam": 0.9, "mocov2": 0.8, "random": 0.5}, "kNN accuracy")
+    assert "Adam (kit) comes out ahead" in ahead and "by 0.100" in ahead
+    behind = viz.rank_note({"adam": 0.7, "mocov2": 0.8, "random": 0.5}, "kNN accuracy")
+    assert "does NOT come out ahead" in behind and "ranks 2 of 3" in behind and "MoCo-v2 (kit)" in behind
+    lower = viz.rank_note({"adam": 0.1, "mocov2": 0.2}, "error", higher_is_better=False)
+    assert "comes out ahead" in lower
