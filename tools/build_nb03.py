@@ -32,9 +32,6 @@ seed = 0
 out_dir = "../runs/ci"
 data = "phantom"
 data_root = ""
-pretrain_config = "ci"
-pretrain_epochs = 1
-checkpoint = ""
 level = 2
 n_query_patients = 8
 n_queue_patients = 32
@@ -48,11 +45,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from edenkit import zoo
 from edenkit.checkpoint import load_checkpoint
 from edenkit.config import from_dict
 from edenkit.data.decomposer import AnatomyPairs, part_boxes
 from edenkit.losses import info_nce, pruning_profile, purposive_prune_mask
-from edenkit.pretrain import PretrainConfig, build_model, load_pretrain_config, pretrain
+from edenkit.pretrain import PretrainConfig, RunPaths, build_model
 from edenkit.viz import pretrain as viz
 
 torch.manual_seed(seed)
@@ -60,16 +58,14 @@ out = Path(out_dir)
 figures = out / "figures"
 figures.mkdir(parents=True, exist_ok=True)
 
-# The encoder's stage-0 config: image and view sizes, architecture and temperature come from it.
-if checkpoint:
-    state = load_checkpoint(checkpoint)
-    cfg = from_dict(PretrainConfig, state["config"])
-else:
-    stage0 = ["curriculum.stages=[0]", f"curriculum.epochs=[{pretrain_epochs}]", "prune_threshold=null", "progress=false"]
-    cfg = load_pretrain_config(pretrain_config, stage0)
+# Adam for this profile, trained once by the kit and shared with notebooks 04-08 (cached under out_dir/models).
+zoo.get_encoder("adam", profile, out_dir, seed, data_root=data_root or None)
+run = RunPaths(zoo.run_folder("adam", profile, out_dir, seed, data_root=data_root or None))
+cfg = from_dict(PretrainConfig, load_checkpoint(run.last)["config"])
 image_size, view_size, tau = cfg.data.image_size, cfg.data.view_size, cfg.model.temperature
 n_parts = len(part_boxes(image_size, image_size, level))
-print(f"{cfg.model.arch}, images {image_size} px, views {view_size} px, level n = {level} ({n_parts} parts), tau = {tau}")
+print(f"Adam run: {run.root.name}, {cfg.model.arch}, stages n = {cfg.curriculum.stages}, epochs {cfg.curriculum.epochs}")
+print(f"images {image_size} px, views {view_size} px; analysis at level n = {level} ({n_parts} parts), tau = {tau}")
 """),
 ("md", r"""
 ## Queries and a queue with known anatomy
@@ -98,32 +94,35 @@ same_part = query_parts[:, None] == queue_parts[None, :]  # [B, K]: True = a sem
 print(f"{len(query_items)} queries, {len(queue_items)} queue keys, {same_part.float().mean():.1%} of the pairs are collisions")
 """),
 ("md", r"""
-## Two encoders
+## The encoders
 
-Adam's curriculum switches the pruner on when it moves from $n=0$ to $n=2$, so the encoder that meets the
-pruner first is the one trained by the $n=0$ stage, which is plain MoCo-v2. We compare it with the same
-network at random initialization. The stage-0 training runs here with the `pretrain_config` of this
-profile (or is read from `checkpoint`); a second run of the notebook reuses it.
+The curriculum switches the pruner on when it moves from $n=0$ to $n=2$, so the encoder that meets the
+pruner first is the one trained by the $n=0$ stage, which is plain MoCo-v2. We compare the network at
+random initialization, at the end of each stage of the curriculum (the stage's best checkpoint by
+validation loss), all on the same queries and queue.
 """),
 ("code", r"""
-encoders = {"random init": build_model(cfg)}
-if checkpoint:
-    trained = build_model(cfg)
-    trained.load_state_dict(state["model"])
-else:
-    trained = pretrain(cfg, out / "03_stage0_mocov2", resume="auto").model.cpu()
-encoders[f"after stage n=0 ({sum(cfg.curriculum.epochs)} epochs)"] = trained
+def stage_model(stage, n):
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(run.best(stage, n))["model"])
+    return model
 
+
+encoders = {"random init": build_model(cfg)}
+for stage, (n, epochs) in enumerate(zip(cfg.curriculum.stages, cfg.curriculum.epochs)):
+    pruner = f"pruner at {cfg.prune_threshold}" if n > 0 and cfg.prune_threshold is not None else "no pruner"
+    encoders[f"after stage n={n} ({epochs} ep., {pruner})"] = stage_model(stage, n)
+
+view1 = torch.stack([item["view1"] for item in query_items])
+view2 = torch.stack([item["view2"] for item in query_items])
+keys = torch.stack([item["view1"] for item in queue_items])
 embeddings = {}
 for name, model in encoders.items():
-    view1 = torch.stack([item["view1"] for item in query_items])
-    view2 = torch.stack([item["view2"] for item in query_items])
-    keys = torch.stack([item["view1"] for item in queue_items])
     q, k = model.embed_pair(view1, view2)  # eval mode: nothing in the model changes
     _, queue = model.embed_pair(keys, keys)  # the queue holds key-encoder embeddings
     embeddings[name] = (q, k, queue)
     sims = q @ queue.T
-    print(f"{name:>28}: cosine to collisions {sims[same_part].mean():.3f}, to genuine negatives "
+    print(f"{name:>42}: mean cosine to collisions {sims[same_part].mean():.3f}, to genuine negatives "
           f"{sims[~same_part].mean():.3f}, to the positive {(q * k).sum(1).mean():.3f}")
 """),
 ("md", r"""
@@ -133,8 +132,8 @@ Red: queue keys that show the query's own part in another patient (collisions). 
 parts (genuine negatives). The dashed line is the paper's threshold; everything to its right is pruned.
 """),
 ("code", r"""
-fig, axes = plt.subplots(1, len(embeddings), figsize=(6.5 * len(embeddings), 3.4), squeeze=False)
-for ax, (name, (q, _, queue)) in zip(axes[0], embeddings.items()):
+fig, axes = viz.panels(len(embeddings))
+for ax, (name, (q, _, queue)) in zip(axes, embeddings.items()):
     viz.plot_negative_similarities(q @ queue.T, same_part, thresholds=(paper_threshold,), title=name, ax=ax)
 fig.savefig(figures / "03_negative_similarities.png", dpi=120)
 plt.show()
@@ -148,8 +147,8 @@ everything leaves the loss with no negatives at all.
 """),
 ("code", r"""
 profiles = {}
-fig, axes = plt.subplots(1, len(embeddings), figsize=(6.5 * len(embeddings), 3.4), squeeze=False)
-for ax, (name, (q, _, queue)) in zip(axes[0], embeddings.items()):
+fig, axes = viz.panels(len(embeddings))
+for ax, (name, (q, _, queue)) in zip(axes, embeddings.items()):
     profiles[name] = pruning_profile(q @ queue.T, thresholds, same_part)
     viz.plot_pruning_profile(profiles[name], paper_threshold, title=name, ax=ax)
 fig.savefig(figures / "03_pruning_by_threshold.png", dpi=120)
@@ -169,8 +168,8 @@ are pruned. Pruned collisions fill the diagonal blocks (query and key show the s
 elsewhere are genuine negatives that the pruner removes as well.
 """),
 ("code", r"""
-fig, axes = plt.subplots(1, len(embeddings), figsize=(6.5 * len(embeddings), 3.6), squeeze=False)
-for ax, (name, (q, _, queue)) in zip(axes[0], embeddings.items()):
+fig, axes = viz.panels(len(embeddings), size=(6.5, 3.6))
+for ax, (name, (q, _, queue)) in zip(axes, embeddings.items()):
     mask = purposive_prune_mask(q, queue, paper_threshold)
     viz.plot_prune_mask(mask, query_parts, queue_parts, title=f"{name}: {mask.float().mean():.1%} pruned", ax=ax)
 fig.savefig(figures / "03_prune_mask.png", dpi=120)
@@ -197,7 +196,7 @@ for name, (q, k, queue) in embeddings.items():
         **profiles[name],
     }
     at_paper = info_nce(q, k, queue, tau, paper_threshold)
-    print(f"{name:>28}: plain InfoNCE {plain.item():.3f}; with the pruner at {paper_threshold}: "
+    print(f"{name:>42}: plain InfoNCE {plain.item():.3f}; with the pruner at {paper_threshold}: "
           f"{at_paper[0].item():.3f} ({at_paper[1]['frac_pruned'].item():.1%} of negatives pruned)")
 fig = viz.plot_loss_by_threshold(curves)
 fig.savefig(figures / "03_loss_by_threshold.png", dpi=120)

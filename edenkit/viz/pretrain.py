@@ -234,6 +234,17 @@ def plot_loss_by_threshold(curves: dict[str, tuple[list[float], list[float], flo
     return fig
 
 
+def panels(count: int, columns: int = 2, size: tuple[float, float] = (6.5, 3.4)) -> tuple[Figure, list]:
+    """A figure with ``count`` axes in rows of ``columns``, for one panel per encoder."""
+    rows = math.ceil(count / columns)
+    columns = min(columns, count)
+    fig, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
 def _figure(ax, size):
     """(figure, axes): the given axes, or a new figure of ``size``."""
     if ax is not None:

@@ -69,3 +69,9 @@ def test_pruner_figures():
     shown = fig.axes[0].images[0].get_array()
     assert shown.tolist() == [[0, 1], [0, 1]]  # rows and columns sorted by part: query 1 (part 0) first
     plt.close("all")
+
+
+def test_panels_hide_the_spare_axes():
+    fig, axes = viz.panels(3)
+    assert len(axes) == 3 and len(fig.axes) == 4 and not fig.axes[3].get_visible()
+    plt.close("all")
