@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,7 +19,14 @@ import torch
 from torch.utils.data import Subset
 
 from edenkit.analysis.stats import mean_std
-from edenkit.finetune import STRUCTURE_GROUPS, FinetuneConfig, MaskGroups, finetune_segmentation, in_memory
+from edenkit.finetune import (
+    STRUCTURE_GROUPS,
+    FinetuneConfig,
+    MaskGroups,
+    finetune_segmentation,
+    in_memory,
+    map_jobs,
+)
 
 SHOTS = (3, 6, 12, 24)
 TASKS = ("heart", "clavicle")
@@ -48,18 +54,19 @@ def run_fewshot(
     shots: Sequence[int] = SHOTS,
     trials: int = 5,
     cfg: FinetuneConfig | None = None,
+    workers: int = 1,
     log: Callable[[str], None] | None = print,
 ) -> dict:
     """Fine-tune every encoder on every (task, n, trial); return per-trial test Dice (fractions).
 
     ``pool``, ``val_set`` and ``test_set`` are item lists/datasets with ``masks`` named by ``structures``
     (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.finetune.STRUCTURE_GROUPS`.
+    ``workers`` > 1 runs the fine-tunings in that many single-threaded processes.
     Returns ``{"dice": {method: {task: {n: [dice per trial]}}}, "seconds": {method: s}, "shots", "trials",
     "config"}``.
     """
     cfg = cfg or FinetuneConfig()
-    dice: dict = {m: {t: {n: [] for n in shots} for t in tasks} for m in encoders}
-    seconds = dict.fromkeys(encoders, 0.0)
+    jobs, keys = [], []
     for task in tasks:
         groups = {task: STRUCTURE_GROUPS[task]}
         task_pool = MaskGroups(pool, groups, structures)
@@ -68,14 +75,17 @@ def run_fewshot(
             for trial in range(trials):
                 train = Subset(task_pool, trial_indices(len(pool), trial, n))
                 for method, state in encoders.items():
-                    start = time.perf_counter()
-                    out = finetune_segmentation(state, train, task_val, task_test, [task], cfg,
-                                                seed=TRIAL_SEEDS[trial])
-                    seconds[method] += time.perf_counter() - start
-                    dice[method][task][n].append(out["dice"][task])
-                    if log:
-                        log(f"{task:8s} {n:2d}-shot trial {trial}  {method:8s} Dice {out['dice'][task]:.3f} "
-                            f"(best step {out['best_step']}, {time.perf_counter() - start:.1f} s)")
+                    keys.append((method, task, n, trial))
+                    jobs.append({"encoder_state": state, "train_set": train, "val_set": task_val,
+                                 "test_set": task_test, "classes": [task], "cfg": cfg, "seed": TRIAL_SEEDS[trial]})
+    dice: dict = {m: {t: {n: [None] * trials for n in shots} for t in tasks} for m in encoders}
+    seconds = dict.fromkeys(encoders, 0.0)
+    for (method, task, n, trial), out in zip(keys, map_jobs(finetune_segmentation, jobs, workers)):
+        dice[method][task][n][trial] = out["dice"][task]
+        seconds[method] += out["seconds"]
+        if log:
+            log(f"{task:8s} {n:2d}-shot trial {trial}  {method:8s} Dice {out['dice'][task]:.3f} "
+                f"(best step {out['best_step']}, {out['seconds']:.1f} s)")
     return {"dice": dice, "seconds": seconds, "shots": list(shots), "trials": trials,
             "config": dataclasses.asdict(cfg)}
 
@@ -138,6 +148,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="fine-tunings run in parallel processes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-init baseline and the data")
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -157,7 +168,8 @@ def run(args) -> int:
                 for name, spec in parse_encoder_specs(args.encoder).items()}
     cfg = FinetuneConfig(arch=args.arch, batch_size=args.batch_size, max_steps=args.max_steps,
                          eval_every=args.eval_every, patience=args.patience, device=args.device)
-    results = run_fewshot(encoders, pool, val, test, structures, args.tasks, args.shots, args.trials, cfg)
+    results = run_fewshot(encoders, pool, val, test, structures, args.tasks, args.shots, args.trials, cfg,
+                          workers=args.workers)
     results["summary"] = summarize(results)
     results["data"] = args.data
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -140,11 +140,40 @@ def _forever(dataset, cfg: FinetuneConfig, generator: torch.Generator):
         yield from _loader(dataset, min(cfg.batch_size, len(dataset)), cfg, generator)
 
 
+def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where this torch build has it (on CPU about 5x faster per step for a ResNet-18 U-Net)."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without a fused kernel
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def map_jobs(function: Callable, jobs: Sequence[dict], workers: int = 1):
+    """``function(**job)`` for every job, in order, in ``workers`` processes (one thread each) when > 1.
+
+    Separate single-threaded processes use small CPUs better than one process with several threads
+    for the small images of the demo. ``function`` must be importable (defined in a module) and the jobs
+    picklable. Yields results in job order as they become available.
+    """
+    if workers <= 1:
+        for job in jobs:
+            yield function(**job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # safe inside Jupyter kernels and with threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = [pool.submit(function, **job) for job in jobs]
+        for future in futures:
+            yield future.result()
+
+
 def train_with_early_stopping(model: nn.Module, loss_fn: Callable, target_key: str, train_set, validate: Callable,
                               cfg: FinetuneConfig, lr: float, generator: torch.Generator) -> dict:
     """Adam on ``loss_fn(model(image), item[target_key])``; keep the weights with the best ``validate(model)``."""
     device = torch.device(cfg.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = _adam(model, lr)
     best = {"score": -float("inf"), "step": 0, "state": copy.deepcopy(model.state_dict())}
     history, waited = [], 0
     batches = _forever(train_set, cfg, generator)

@@ -13,6 +13,7 @@ from edenkit.finetune import (
     finetune_classification,
     finetune_segmentation,
     iou_score,
+    map_jobs,
     parse_encoder_specs,
     train_with_early_stopping,
     transfer_splits,
@@ -146,3 +147,9 @@ def test_scr_transfer_task_reads_the_real_format(tmp_path):
     assert item["masks"].shape == (1, 32, 32) and item["masks"].sum() > 0
     train_ids = {train[i]["image_id"] for i in range(len(train))}
     assert train_ids.isdisjoint({val[i]["image_id"] for i in range(len(val))})
+
+
+def test_map_jobs_keeps_order_in_and_out_of_process():
+    jobs = [{"a": i} for i in range(5)]
+    assert list(map_jobs(dict, jobs, workers=1)) == jobs
+    assert list(map_jobs(dict, jobs, workers=2)) == jobs  # spawned single-threaded workers
