@@ -206,16 +206,20 @@ plt.show()
 ("md", r"""
 ## What to take away
 
-* The pruner does not know anatomy; it only sees cosine similarity. Whether it removes collisions
-  rather than genuine negatives depends on the embedding: it works to the extent that the same part in
-  another patient already embeds closer to the query than other parts do (compare the red and blue
-  curves above).
-* At random initialization every embedding is close to every other one, so a fixed threshold prunes
-  almost every negative and the loss has nothing left to contrast. This is one reason why the
-  curriculum starts at $n=0$ with plain InfoNCE and switches the pruner on only afterwards, and why the
-  threshold, 0.8 in the paper, should be checked against the similarity distribution of one's own stage-0
-  model (the paper tuned it on ChestX-ray14 with ResNet-50; the phantom and a small demo model differ).
-* The training log of notebook 04 records the fraction pruned at every epoch (`frac_pruned`), so you can
-  watch this happen during pretraining.
+* The pruner does not know anatomy; it only sees cosine similarity. It removes collisions rather than
+  genuine negatives only to the extent that the same part in another patient already embeds closer to
+  the query than other parts do. The column "collisions among pruned" says how well it does: a value
+  equal to the share of collisions in the queue (printed above) is what pruning blindly would give.
+* An untrained network maps every part to nearly the same direction (the random-init panel), so any
+  threshold below those cosines prunes every negative and the loss is exactly 0: nothing to learn from.
+  The pruner can only help once training has spread the embeddings, which is why the curriculum starts
+  with plain InfoNCE at $n=0$.
+* The paper's 0.8 was chosen for ResNet-50 trained on ChestX-ray14 for 200 epochs per stage. For a small,
+  briefly trained model on the phantom (the `ci` and `demo` profiles) the collisions and the genuine
+  negatives can overlap almost completely, and then a threshold prunes both alike, or nothing at all.
+  Check the threshold against your own stage-0 model before relying on it.
+* The embeddings here come from eval mode (batch-norm running statistics), as in validation. Training
+  uses batch statistics, so the fraction that the training log records at each epoch (`frac_pruned`,
+  plotted in notebook 04) can differ from what this notebook measures on a checkpoint.
 """),
 ])

@@ -25,6 +25,7 @@ of workers and a resumed run sees exactly the anchors it would have seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -103,6 +104,9 @@ class AnatomyPairs(Dataset):
     ``set_epoch(epoch)`` before iterating an epoch (as with ``DistributedSampler``) to draw new anchors
     and augmentations each epoch. The epoch lives in shared memory, so DataLoader workers (also
     persistent ones) see it; worker count and scheduling never change an item.
+
+    ``augment`` (default ``TwoViewAugment(view_size)``) is any callable ``(anchor, generator) -> (view1,
+    view2)``; ``base_dataset`` may also be a plain list of such dicts.
     """
 
     def __init__(
@@ -112,7 +116,7 @@ class AnatomyPairs(Dataset):
         view_size: int,
         mode: Mode = "paper",
         seed: int = 0,
-        augment: TwoViewAugment | None = None,
+        augment: Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ):
         _check_level(n, mode)
         if seed < 0:

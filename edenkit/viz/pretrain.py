@@ -172,11 +172,12 @@ def plot_negative_similarities(
     ax.hist(sims[same], bins=bins, density=True, alpha=0.6, color=SAME_COLOUR, label="same part, other patient (collision)")
     for threshold in thresholds:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" {threshold:g}", fontsize=8, va="top")
+        ax.text(threshold, 0.5, f"threshold {threshold:g} ", transform=ax.get_xaxis_transform(), rotation=90,
+                fontsize=8, ha="right", va="center")
     ax.set_xlabel("cosine similarity between a query and a queue negative")
     ax.set_ylabel("density")
     ax.set_title(title or "Negatives in the queue", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 
