@@ -251,3 +251,69 @@ def _figure(ax, size):
     if ax is not None:
         return ax.figure, ax
     return plt.subplots(figsize=size)
+
+
+# ---------------------------------------------------------------------------------------- training logs
+LOG_PANELS = (
+    ("loss", "InfoNCE loss (solid: train, dashed: validation)"),
+    ("acc", "accuracy of the positive"),
+    ("sim", "mean cosine (solid: positive, dotted: negatives)"),
+    ("frac_pruned", "fraction of negatives pruned"),
+    ("lr", "learning rate"),
+    ("images_per_s", "images per second"),
+)
+
+
+def _epoch_records(log, split: str) -> list[dict]:
+    """Per-epoch records of one split from a list of log records or a run folder / log.jsonl path."""
+    if not isinstance(log, list):
+        from edenkit.pretrain import read_log  # only for paths
+
+        log = read_log(log)
+    return [r for r in log if r.get("split") == split]
+
+
+def plot_pretrain_log(runs, title: str | None = None) -> Figure:
+    """The pretraining log per epoch, one colour per run, the curriculum's stages marked.
+
+    ``runs`` is a run (records from ``edenkit.pretrain.read_log``, or a run folder) or a dict
+    ``{name: run}``. Validation losses of different stages are not comparable: at finer n the task changes.
+    """
+    from matplotlib.ticker import MaxNLocator  # kept here: this section is appended to the module
+
+    runs = runs if isinstance(runs, dict) else {"run": runs}
+    fig, axes = plt.subplots(2, 3, figsize=(14, 6.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, ((name, log), colour) in enumerate(zip(runs.items(), colours)):
+        train, val = _epoch_records(log, "train"), _epoch_records(log, "val")
+        if not train:
+            raise ValueError(f"plot_pretrain_log: run {name!r} has no per-epoch training record")
+        x = [r["global_epoch"] + 1 for r in train]
+        xv = [r["global_epoch"] + 1 for r in val]
+        for ax, (key, _) in zip(axes.flat, LOG_PANELS):
+            if key == "sim":
+                ax.plot(x, [r["pos_sim"] for r in train], "-", color=colour, label=name)
+                ax.plot(x, [r["neg_sim"] for r in train], ":", color=colour)
+                continue
+            ax.plot(x, [r[key] for r in train], "-o", color=colour, markersize=3, label=name)
+            if key in ("loss", "acc") and val:
+                ax.plot(xv, [r[key] for r in val], "--", color=colour)
+        # Stage boundaries of this run: where the granularity level changes.
+        for previous, record in zip(train, train[1:]):
+            if record["stage"] != previous["stage"]:
+                for ax in axes.flat:
+                    ax.axvline(record["global_epoch"] + 0.5, color=colour, linewidth=0.8, alpha=0.5)
+        starts = [r for i, r in enumerate(train) if i == 0 or r["stage"] != train[i - 1]["stage"]]
+        for record in starts:
+            axes[0, 0].annotate(f"n={record['n']}", (record["global_epoch"] + 0.6, 0.98 - 0.07 * row),
+                                xycoords=("data", "axes fraction"), va="top", fontsize=8, color=colour)
+    for ax, (_, label) in zip(axes.flat, LOG_PANELS):
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
