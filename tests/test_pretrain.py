@@ -146,6 +146,23 @@ def test_a_finished_run_is_not_overwritten_and_resume_checks_the_config(ci_run, 
         pretrain(cfg, out, resume=str(result.out_dir / "nope.pt"))
 
 
+def test_log_plot_shows_each_run_and_marks_the_stages(ci_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from edenkit.viz.pretrain import plot_pretrain_log
+
+    _, result = ci_run
+    fig = plot_pretrain_log({"adam": result.out_dir, "again": read_log(result.out_dir)})
+    loss_ax = fig.axes[0]
+    assert len(fig.axes) == 6
+    assert [line.get_ydata()[0] for line in loss_ax.lines[:1]] == [read_log(result.out_dir)[0]["loss"]]
+    stage_lines = [line for line in loss_ax.lines if list(line.get_xdata()) in ([1.5, 1.5], [2.5, 2.5])]
+    assert len(stage_lines) == 4  # two stage boundaries, drawn for each of the two runs
+    with pytest.raises(ValueError, match="no per-epoch training record"):
+        plot_pretrain_log([])
+
+
 def test_torchrun_commands():
     single = torchrun_command("adam_v1_paper", "runs/adam", nproc_per_node=4, data_root="/data/cxr14")
     assert single.startswith("torchrun --nproc-per-node=4 -m edenkit pretrain --config adam_v1_paper")
