@@ -48,8 +48,9 @@ from edenkit.models.backbones import ARCHS
 from edenkit.models.moco import MoCo
 
 CHECKPOINT_FORMAT = "edenkit.pretrain/1"
-# Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = ("progress", "log_every", "data.num_workers", "data.cache_dir", "compile")
+# Keys that may change when a run is resumed: they do not change what is computed (data.root: the
+# same dataset may be mounted elsewhere).
+RESUMABLE_CHANGES = ("progress", "log_every", "data.num_workers", "data.cache_dir", "data.root", "compile")
 VAL_SEED_OFFSET = 1_000_003  # validation pairs: fixed views, drawn apart from the training stream
 
 

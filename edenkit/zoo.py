@@ -12,6 +12,8 @@ Profiles map to configs: ``ci`` -> ``ci``, ``demo`` -> ``demo_cpu``, ``paper`` -
 ``mocov2_paper``. Runs live in ``out_dir/models/<method>-<key>``, where ``key`` hashes the resolved
 config: a changed config trains anew, an unchanged one is reused, an interrupted one resumes. The
 encoder returned is the final stage's best checkpoint by validation loss, the one the paper transfers.
+Real data (``paper``) is read from ``data_root`` (default: ``$EDENKIT_DATA`` or ``./datasets``); where
+it is mounted is not part of the key.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import yaml
 
 from edenkit.checkpoint import export_encoder
 from edenkit.config import to_dict
+from edenkit.doctor import default_data_root
 from edenkit.models.backbones import build_resnet
 from edenkit.pretrain import (
     RESUMABLE_CHANGES,
@@ -65,6 +68,8 @@ def encoder_config(
         raise ValueError(f"method must be 'adam' or 'mocov2' to have a pretraining config, got {method!r}")
     if profile not in PROFILE_CONFIGS:
         raise ValueError(f"profile must be one of {sorted(PROFILE_CONFIGS)}, got {profile!r}")
+    if data_root is None and profile == "paper":
+        data_root = str(default_data_root())  # $EDENKIT_DATA or ./datasets, as `edenkit doctor` reports
     overrides = [f"seed={seed}"] + ([f"data.root={data_root}"] if data_root else [])
     cfg = load_pretrain_config(PROFILE_CONFIGS[profile][method], overrides)
     if method == "mocov2" and profile != "paper":  # the paper profile has its own mocov2_paper file

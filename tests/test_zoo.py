@@ -34,6 +34,9 @@ def test_config_key_follows_what_is_trained():
     cfg.optim.lr = 0.1
     assert zoo.config_key(cfg) != key
     assert zoo.config_key(zoo.encoder_config("adam", "ci", seed=1)) != key
+    # Where the real data is mounted does not change the run (notebooks 05-08 find notebook 04's runs).
+    paper = [zoo.encoder_config("adam", "paper", data_root=root) for root in ("/mnt/a", "/mnt/b")]
+    assert paper[0].data.root == "/mnt/a" and zoo.config_key(paper[0]) == zoo.config_key(paper[1])
 
 
 def test_random_encoder_is_seeded_and_loads(tmp_path):
