@@ -3,7 +3,7 @@
     python benchmarks/bench_pruner.py [--batch 256] [--queue 65536] [--dim 128] [--loop-samples 16] [--device cpu]
 
 Both versions compute the InfoNCE loss with pruning threshold 0.8 and its backward pass (what one
-training step pays). The loop follows the released code (``PurposivePrunerLoss``): per anchor, a mask over
+training step pays); plain InfoNCE (no pruner) is timed alongside, interleaved with both. The loop follows the released code (``PurposivePrunerLoss``): per anchor, a mask over
 its K negatives, ``masked_select`` and a cross-entropy. It is slow, so it runs on ``--loop-samples``
 anchors and its time is extrapolated linearly to the whole batch (the output says so). Prints JSON.
 """
@@ -47,18 +47,20 @@ def clustered_inputs(batch, queue_size, dim, seed=0):
     return q, around(batch), around(queue_size)
 
 
-def time_step(loss_fn, q, repeats):
-    """Median seconds of forward + backward."""
-    times = []
-    for _ in range(repeats + 1):  # the first run warms up
-        leaf = q.clone().requires_grad_()
-        _synchronize(q.device)
-        start = time.perf_counter()
-        loss_fn(leaf).backward()
-        _synchronize(q.device)
-        times.append(time.perf_counter() - start)
-    times = times[1:]
-    return sorted(times)[len(times) // 2]
+def time_steps(candidates: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of forward + backward for each ``name: (loss_fn, q)``, measured interleaved
+    (one run of each per round) so that a change in machine load affects all of them alike."""
+    times = {name: [] for name in candidates}
+    for round_ in range(repeats + 1):  # round 0 warms up
+        for name, (loss_fn, q) in candidates.items():
+            leaf = q.clone().requires_grad_()
+            _synchronize(q.device)
+            start = time.perf_counter()
+            loss_fn(leaf).backward()
+            _synchronize(q.device)
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def main() -> None:
@@ -76,9 +78,15 @@ def main() -> None:
     q, k, queue = (x.to(args.device) for x in clustered_inputs(args.batch, args.queue, args.dim))
     sub = slice(0, args.loop_samples)
 
-    plain_s = time_step(lambda x: info_nce(x, k, queue, tau)[0], q, args.repeats)
-    vector_s = time_step(lambda x: info_nce(x, k, queue, tau, thr)[0], q, args.repeats)
-    loop_sub_s = time_step(lambda x: released_loop_loss(x, k[sub], queue, tau, thr), q[sub], args.repeats)
+    seconds = time_steps(
+        {
+            "plain": (lambda x: info_nce(x, k, queue, tau)[0], q),
+            "vectorized": (lambda x: info_nce(x, k, queue, tau, thr)[0], q),
+            "loop": (lambda x: released_loop_loss(x, k[sub], queue, tau, thr), q[sub]),
+        },
+        args.repeats,
+    )
+    plain_s, vector_s, loop_sub_s = seconds["plain"], seconds["vectorized"], seconds["loop"]
     loop_s = loop_sub_s * args.batch / args.loop_samples
 
     vector_sub, stats = info_nce(q[sub], k[sub], queue, tau, thr)
