@@ -158,7 +158,8 @@ plt.show()
 ## Explore
 
 Move the seed to meet new patients, change the size, tick findings on and off, hide the overlay to see the
-radiograph alone. (The explorer needs a live Jupyter kernel; in a headless run it draws its first picture.)
+radiograph alone. (The explorer needs a live Jupyter kernel: in a saved or headless notebook the controls
+do nothing.)
 """),
 ("code", r"""
 viz.explorer(size=explorer_size, seed=seed)

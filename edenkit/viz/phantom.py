@@ -233,9 +233,14 @@ def findings(seed: int, size: int = 256) -> Figure:
 
 
 def explorer(size: int = 192, seed: int = 0):
-    """An ipywidgets explorer: seed, size, findings and overlay; redraws one patient on each change."""
+    """An ipywidgets explorer: seed, size, findings and overlay; redraws one patient on each change.
+
+    The picture is an ``ipywidgets.Image`` holding a PNG, not an ``Output`` widget: headless runners
+    (papermill, nbval) then see plain widget state updates and no captured outputs.
+    """
+    import io
+
     import ipywidgets as widgets
-    from IPython.display import display
 
     seed_w = widgets.IntSlider(value=seed, min=0, max=999, description="seed")
     size_w = widgets.Dropdown(
@@ -243,21 +248,21 @@ def explorer(size: int = 192, seed: int = 0):
     )
     overlay_w = widgets.Checkbox(value=True, description="overlay", indent=False)
     finding_ws = [widgets.Checkbox(value=False, description=f, indent=False) for f in FINDINGS]
-    out = widgets.Output()
+    picture = widgets.Image(format="png")
 
     def redraw(*_):
         chosen = tuple(f for f, w in zip(FINDINGS, finding_ws) if w.value)
         fig = explorer_figure(seed_w.value, size_w.value, chosen, overlay_w.value)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
         plt.close(fig)
+        picture.value = buffer.getvalue()
 
     for w in (seed_w, size_w, overlay_w, *finding_ws):
         w.observe(redraw, names="value")
     redraw()
     controls = widgets.VBox([widgets.HBox([seed_w, size_w, overlay_w]), widgets.HBox(finding_ws)])
-    return widgets.VBox([controls, out])
+    return widgets.VBox([controls, picture])
 
 
 def explorer_figure(seed: int, size: int, chosen: tuple[str, ...], with_overlay: bool) -> Figure:

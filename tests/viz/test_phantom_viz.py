@@ -57,6 +57,7 @@ def test_explorer_redraws_on_change(monkeypatch):
     overlay_box.value = False
     assert calls[0] == (0, 64, (), True)
     assert calls[-1] == (5, 128, ("nodule",), False)
+    assert bytes(widget.children[1].value).startswith(b"\x89PNG")
     plt.close("all")
 
 
