@@ -368,7 +368,7 @@ def _add_findings(anatomy: Anatomy, findings, masks, atten, parts, rng, config: 
         if "effusion" in out:
             above_base &= ~out["effusion"]  # the air rises above the fluid
         # the air collects at the apex and along the lateral chest wall (the patient stands)
-        lateral = (u - hu) * side_sign(side) > 0.5 * p.lung_half_width
+        lateral = ((u - hu) * side_sign(side) > 0.5 * p.lung_half_width) & (v < 0.5 * (hv + p.dome_v[side]))
         rim = lungs[side] & (d_collapsed > 0) & above_base & ((v < hv) | lateral)
         out["pneumothorax"] = rim
         pleural_line = np.exp(-((d_collapsed / 0.0035) ** 2)) * (
