@@ -69,3 +69,14 @@ def test_a_real_tiny_run():
                               shots=(3,), trials=1, cfg=cfg, log=None)
     assert len(out["dice"]["random"]["clavicle"][3]) == 1
     assert 0.0 <= out["dice"]["random"]["clavicle"][3][0] <= 1.0
+
+
+def test_cli_writes_json(tmp_path):
+    from edenkit.cli import main
+
+    out = tmp_path / "fewshot.json"
+    assert main(["fewshot", "--encoder", "random", "--size", "32", "--pool", "4", "--n-val", "2", "--n-test", "2",
+                 "--tasks", "heart", "--shots", "3", "--trials", "1", "--max-steps", "1", "--eval-every", "1",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["dice"]["random"]["heart"]["3"]) == 1 and result["summary"]["random"]["heart"]["3"]["n"] == 1

@@ -153,3 +153,16 @@ def test_map_jobs_keeps_order_in_and_out_of_process():
     jobs = [{"a": i} for i in range(5)]
     assert list(map_jobs(dict, jobs, workers=1)) == jobs
     assert list(map_jobs(dict, jobs, workers=2)) == jobs  # spawned single-threaded workers
+
+
+def test_cli_writes_json(tmp_path):
+    import json
+
+    from edenkit.cli import main
+
+    out = tmp_path / "finetune.json"
+    assert main(["finetune", "--task", "phantom_findings", "--encoder", "random", "--size", "32",
+                 "--phantom-counts", "4", "4", "4", "--seeds", "0", "--max-steps", "1", "--eval-every", "1",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["task"] == "phantom_findings" and result["methods"]["random"]["score"]["n"] == 1

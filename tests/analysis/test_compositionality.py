@@ -79,3 +79,17 @@ def test_cosine():
     a = np.array([[1.0, 0.0], [1.0, 1.0]])
     b = np.array([[2.0, 0.0], [-1.0, -1.0]])
     np.testing.assert_allclose(cosine(a, b), [1.0, -1.0])
+
+
+def test_cli_writes_json(tmp_path):
+    import json
+
+    from edenkit.cli import main
+
+    out = tmp_path / "compositionality.json"
+    assert main(["compositionality", "--encoder", "random", "--n", "3", "--size", "64", "--patch-size", "32",
+                 "--per-image", "2", "--input-size", "32", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_patches"] == 6 and result["centered"] is True
+    assert set(result["methods"]["random"]["per_split_mean"]) == {"2", "3", "4"}
+    assert result["methods"]["random"]["cosine"]["n"] == 18

@@ -105,3 +105,16 @@ def test_landmark_file(tmp_path):
     with pytest.raises(ValueError, match="bad.csv:2"):
         read_landmark_file(tmp_path / "bad.csv", 20)
     assert math.isclose(float(images.mean()), 128 / 255, rel_tol=1e-3)
+
+
+def test_cli_writes_json(tmp_path):
+    import json
+
+    from edenkit.cli import main
+
+    out = tmp_path / "locality.json"
+    assert main(["locality", "--encoder", "random", "--n", "4", "--size", "64", "--patch-size", "16",
+                 "--input-size", "32", "--jitter", "2", "--k", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_images"] == 4 and result["jitter"] == 2.0
+    assert 0.0 <= result["methods"]["random"]["knn_accuracy"] <= 1.0
