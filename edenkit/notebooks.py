@@ -84,8 +84,13 @@ def notebook_parameters(
     return params
 
 
-def run_notebook(notebook: Path, output: Path, parameters: dict, prepare_only: bool = False) -> NotebookResult:
-    """Execute (or only parameterize) one notebook with papermill; never raises on a failing cell."""
+def run_notebook(
+    notebook: Path, output: Path, parameters: dict, prepare_only: bool = False, cell_timeout: int | None = 3600
+) -> NotebookResult:
+    """Execute (or only parameterize) one notebook with papermill; never raises on a failing cell.
+
+    ``cell_timeout`` (seconds) turns a hung cell into a failure instead of a run that never ends.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -99,12 +104,32 @@ def run_notebook(notebook: Path, output: Path, parameters: dict, prepare_only: b
             cwd=str(notebook.parent),
             progress_bar=False,
             prepare_only=prepare_only,
+            execution_timeout=cell_timeout,
         )
         status, error = ("prepared" if prepare_only else "ok"), ""
     except PapermillExecutionError as e:
         status = "failed"
         error = f"cell index {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}"
+    except Exception as e:  # a cell timeout or a dead kernel: name the cell that was running
+        status = "failed"
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        error = f"cell index {_running_cell(output)}: {type(e).__name__}: {first_line}"
     return NotebookResult(notebook.name, status, round(time.perf_counter() - start, 2), str(output), error)
+
+
+def _running_cell(output: Path) -> str:
+    """Index of the interrupted cell in ``output``: the one with an error output, or still running."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(output, as_version=4)
+    except Exception:
+        return "?"
+    for index, cell in enumerate(nb.cells):
+        errored = any(out.get("output_type") == "error" for out in cell.get("outputs", []))
+        if errored or cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            return str(index)
+    return "?"
 
 
 def run_all(
@@ -116,6 +141,7 @@ def run_all(
     data_root: str | None = None,
     prepare_only: bool = False,
     stop_on_error: bool = False,
+    cell_timeout: int | None = 3600,
 ) -> list[NotebookResult]:
     notebook_dir = Path(notebook_dir) if notebook_dir else default_notebook_dir()
     notebooks = discover(notebook_dir, only)
@@ -131,7 +157,7 @@ def run_all(
         parameters = notebook_parameters(notebook, profile_params, override_values, out, data_root)
         verb = "preparing" if prepare_only else "running"
         print(f"[edenkit] {verb} {notebook.name} ({profile})", flush=True)
-        result = run_notebook(notebook, out / notebook.name, parameters, prepare_only)
+        result = run_notebook(notebook, out / notebook.name, parameters, prepare_only, cell_timeout)
         print(f"[edenkit]   {result.status} in {result.seconds:.1f} s {result.error}".rstrip(), flush=True)
         results.append(result)
         if result.status == "failed" and stop_on_error:
@@ -150,13 +176,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="folder of the downloaded datasets (paper profile)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters without executing (for nbval)")
     parser.add_argument("--stop-on-error", action="store_true", help="stop at the first failing notebook")
+    parser.add_argument("--cell-timeout", type=int, default=3600, help="seconds a cell may run before it fails (default 3600)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / args.profile
     try:
         results = run_all(
-            args.profile, out, args.notebooks, args.only, args.param, args.data_root, args.prepare_only, args.stop_on_error
+            args.profile, out, args.notebooks, args.only, args.param, args.data_root, args.prepare_only,
+            args.stop_on_error, args.cell_timeout,
         )
     except (ConfigError, FileNotFoundError) as e:
         print(f"edenkit notebooks: {e}", file=sys.stderr)

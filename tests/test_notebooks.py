@@ -110,3 +110,12 @@ def test_profile_params_name_existing_notebooks(profile):
     assert params["common"]["profile"] == profile
     for section in params:
         assert section == "common" or section in stems, f"params/{profile}.yaml: no notebook named {section}"
+
+
+def test_a_hung_cell_times_out_and_is_named(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _write_notebook(folder / "00_slow.ipynb", "seed = 0", "import time\ntime.sleep(60)")
+    results = run_all("ci", tmp_path / "out", folder, cell_timeout=2)
+    assert results[0].status == "failed"
+    assert "cell index 1" in results[0].error and "Timeout" in results[0].error

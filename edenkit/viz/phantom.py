@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from edenkit.data.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, generate
 from edenkit.data.phantom_export import STRUCTURE_COLOURS, overlay
+from edenkit.viz.widgets import figure_png
 
 # The part-whole hierarchy the phantom knows, as (node, parent) pairs, parents first. A whole's mask
 # is the union of its parts' masks (the chest: the body outline; the mediastinum also holds the space
@@ -235,11 +236,8 @@ def findings(seed: int, size: int = 256) -> Figure:
 def explorer(size: int = 192, seed: int = 0):
     """An ipywidgets explorer: seed, size, findings and overlay; redraws one patient on each change.
 
-    The picture is an ``ipywidgets.Image`` holding a PNG, not an ``Output`` widget: headless runners
-    (papermill, nbval) then see plain widget state updates and no captured outputs.
+    The picture is an ``ipywidgets.Image`` (see ``edenkit.viz.widgets``).
     """
-    import io
-
     import ipywidgets as widgets
 
     seed_w = widgets.IntSlider(value=seed, min=0, max=999, description="seed")
@@ -252,11 +250,7 @@ def explorer(size: int = 192, seed: int = 0):
 
     def redraw(*_):
         chosen = tuple(f for f, w in zip(FINDINGS, finding_ws) if w.value)
-        fig = explorer_figure(seed_w.value, size_w.value, chosen, overlay_w.value)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
-        picture.value = buffer.getvalue()
+        picture.value = figure_png(explorer_figure(seed_w.value, size_w.value, chosen, overlay_w.value))
 
     for w in (seed_w, size_w, overlay_w, *finding_ws):
         w.observe(redraw, names="value")

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from edenkit.data.decomposer import AnatomyPairs, Mode, decompose, part_boxes
+from edenkit.viz.widgets import figure_png
 
 SAME_COLOUR = "tab:red"  # negatives that show the query's own anatomy (semantic collisions)
 OTHER_COLOUR = "tab:blue"  # genuine negatives: other anatomy
@@ -135,30 +136,25 @@ def decomposer_explorer(base_dataset, view_size: int, seed: int = 0):
     """An ipywidgets explorer: pick an image, a level n, an anchor part, the mode and the epoch, and see
     the anchor and its two augmented views."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     image_slider = widgets.IntSlider(value=0, min=0, max=len(base_dataset) - 1, description="image")
     level_slider = widgets.IntSlider(value=2, min=0, max=4, description="n")
     part_slider = widgets.IntSlider(value=0, min=0, max=3, description="anchor part")
     mode_toggle = widgets.ToggleButtons(options=["paper", "grid"], value="paper", description="mode")
     epoch_slider = widgets.IntSlider(value=0, min=0, max=20, description="epoch")
-    output = widgets.Output()
+    picture = widgets.Image(format="png")  # not an Output widget: see edenkit.viz.widgets
 
     def redraw(_change=None) -> None:
         pairs = AnatomyPairs(base_dataset, level_slider.value, view_size, mode_toggle.value, seed)
         part_slider.max = len(part_boxes(*base_dataset[0]["image"].shape[-2:], pairs.n, pairs.mode)) - 1
         pairs.set_epoch(epoch_slider.value)
-        with output:
-            output.clear_output(wait=True)
-            fig = show_anchor_views(pairs, [image_slider.value], [part_slider.value])
-            display(fig)
-            plt.close(fig)
+        picture.value = figure_png(show_anchor_views(pairs, [image_slider.value], [part_slider.value]))
 
     for control in (image_slider, level_slider, part_slider, mode_toggle, epoch_slider):
         control.observe(redraw, names="value")
     redraw()
     controls = widgets.VBox([image_slider, level_slider, part_slider, mode_toggle, epoch_slider])
-    return widgets.VBox([controls, output])
+    return widgets.VBox([controls, picture])
 
 
 def plot_negative_similarities(
