@@ -35,7 +35,7 @@ unit: venv
 nbval: venv
 	rm -rf build/nbval
 	$(PY) -m edenkit notebooks --profile ci --prepare-only --out build/nbval
-	$(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
+	$(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600 build/nbval/*.ipynb
 
 clean:
 	rm -rf build runs/ci
