@@ -141,8 +141,9 @@ def evaluate(
 ) -> dict:
     """The contrastive loss on ``loader`` against the current queue, with no side effect at all.
 
-    No EMA update, no enqueue, no BN statistics update (``MoCo.embed_pair`` runs in eval mode), so the
-    teacher and the queue are exactly as before; the released Adam code updated both during validation.
+    ``MoCo.embed_pair`` computes what a training step computes (batch statistics, split BN, shuffled
+    keys) but with no EMA update, no enqueue, no BN running-statistics update and the RNG restored, so
+    the teacher and the queue are exactly as before; the released Adam code updated both in validation.
     """
     moco = unwrap(model)
     mean = _Mean()

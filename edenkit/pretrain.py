@@ -136,8 +136,9 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
         raise ConfigError(f"model.queue_size: {cfg.model.queue_size} is not a multiple of batch_size {cfg.batch_size}")
     if cfg.prune_threshold is not None and not -1.0 <= cfg.prune_threshold <= 1.0:
         raise ConfigError(f"prune_threshold: a cosine similarity in [-1, 1] or null, got {cfg.prune_threshold}")
-    if cfg.data.dataset == "phantom" and cfg.data.phantom_train < cfg.batch_size:
-        raise ConfigError(f"data.phantom_train: {cfg.data.phantom_train} images < one batch of {cfg.batch_size}")
+    for key in ("phantom_train", "phantom_val"):
+        if cfg.data.dataset == "phantom" and getattr(cfg.data, key) < cfg.batch_size:
+            raise ConfigError(f"data.{key}: {getattr(cfg.data, key)} images < one batch of {cfg.batch_size}")
 
 
 def learning_rate(cfg: PretrainConfig) -> float:
@@ -234,7 +235,7 @@ def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: 
         sampler=sampler,
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
-        drop_last=train,  # full batches keep the queue a multiple of the global batch
+        drop_last=True,  # full batches: the queue stays a multiple of the global batch, BN sees whole chunks
         pin_memory=torch.cuda.is_available(),
     )
 
@@ -502,6 +503,27 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
         paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
     dist.barrier()
     return PretrainResult(paths.root, paths.encoder, paths.encoder_best, model, seconds)
+
+
+def describe(cfg: PretrainConfig) -> dict[str, str]:
+    """The settings that distinguish runs, as short strings (for tables in notebooks and reports)."""
+    stages = ", ".join(f"n={n}: {e} ep" for n, e in zip(cfg.curriculum.stages, cfg.curriculum.epochs))
+    return {
+        "backbone": cfg.model.arch, "data": cfg.data.dataset,
+        "image / view px": f"{cfg.data.image_size} / {cfg.data.view_size}", "stages": stages,
+        "total epochs": str(sum(cfg.curriculum.epochs)), "pruner": str(cfg.prune_threshold),
+        "batch": str(cfg.batch_size), "queue K": str(cfg.model.queue_size), "teacher m": str(cfg.model.momentum),
+        "tau": str(cfg.model.temperature), "lr": f"{learning_rate(cfg):g}", "precision": cfg.precision,
+    }
+
+
+def stage_ends(records: list[dict], split: str = "train") -> list[dict]:
+    """The last per-epoch record of each stage in a run's log."""
+    ends: dict[int, dict] = {}
+    for record in records:
+        if record.get("split") == split:
+            ends[record["stage"]] = record
+    return [ends[stage] for stage in sorted(ends)]
 
 
 # --------------------------------------------------------------------------------------------------- CLI

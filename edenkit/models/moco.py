@@ -26,10 +26,12 @@ exported encoder) and the running statistics keep their usual meaning.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from edenkit import dist
 from edenkit.models.backbones import GreyEncoder
@@ -98,21 +100,28 @@ class MoCo(nn.Module):
         for param_k, param_q in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):
             param_k.mul_(self.momentum).add_(param_q.detach(), alpha=1.0 - self.momentum)
 
-    def _embed(self, encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """L2-normalized embeddings, BN per chunk in training (split BN), computed in float32 at the end."""
+    def _embed(self, encoder: nn.Module, x: torch.Tensor, keep_buffers: bool = False) -> torch.Tensor:
+        """L2-normalized embeddings, BN per chunk in training (split BN), computed in float32 at the end.
+
+        ``keep_buffers``: run on copies of the BN running statistics, so that nothing is updated.
+        """
+        forward = encoder
+        if keep_buffers:
+            state = {**dict(encoder.named_parameters()), **{k: b.clone() for k, b in encoder.named_buffers()}}
+            forward = functools.partial(functional_call, encoder, state)
         if self.training and self.bn_splits > 1:
             if x.shape[0] % self.bn_splits:
                 raise ValueError(f"batch of {x.shape[0]} is not divisible by bn_splits={self.bn_splits}")
-            z = torch.cat([encoder(chunk) for chunk in x.chunk(self.bn_splits)])
+            z = torch.cat([forward(chunk) for chunk in x.chunk(self.bn_splits)])
         else:
-            z = encoder(x)
+            z = forward(x)
         return F.normalize(z.float(), dim=1)
 
     @torch.no_grad()
-    def _keys(self, x: torch.Tensor) -> torch.Tensor:
+    def _keys(self, x: torch.Tensor, keep_buffers: bool = False) -> torch.Tensor:
         """Keys with shuffle-BN: permute the (global) batch, embed per chunk, restore the order."""
         shuffled, unshuffle = dist.batch_shuffle(x)
-        return dist.batch_unshuffle(self._embed(self.encoder_k, shuffled), unshuffle)
+        return dist.batch_unshuffle(self._embed(self.encoder_k, shuffled, keep_buffers), unshuffle)
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training forward: EMA-update the key encoder, then ``(q, k)``, both [B, dim] unit vectors.
@@ -127,14 +136,20 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def embed_pair(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validation forward: ``(q, k)`` with no EMA update, no queue change and no BN statistics update.
+        """Validation forward: the training computation without any of its side effects.
 
-        Both encoders run in eval mode (running statistics), so weights and buffers stay bit-identical.
+        The same batch statistics as in training (split BN, shuffled keys), because the negatives in
+        the queue were made that way: keys normalized with running statistics (eval mode) would be a
+        different population from the negatives they are compared with. The statistics are computed
+        on copies of the BN buffers; there is no EMA update, no enqueue, and the global random state
+        (the key shuffle) is restored, so weights, buffers and RNG are bit-identical afterwards.
+        Needs at least two samples per BN chunk.
         """
         was_training = self.training
-        self.eval()
+        self.train()
         try:
-            return self._embed(self.encoder_q, view1), self._embed(self.encoder_k, view2)
+            with torch.random.fork_rng(devices=_cuda_devices(view1)):
+                return self._embed(self.encoder_q, view1, keep_buffers=True), self._keys(view2, keep_buffers=True)
         finally:
             self.train(was_training)
 
@@ -151,3 +166,7 @@ class MoCo(nn.Module):
         ptr = int(self.queue_ptr)
         self.queue[ptr : ptr + batch] = keys
         self.queue_ptr[0] = (ptr + batch) % self.queue_size
+
+
+def _cuda_devices(x: torch.Tensor) -> list[int]:
+    return [x.device.index if x.device.index is not None else torch.cuda.current_device()] if x.is_cuda else []

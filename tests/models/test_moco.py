@@ -80,13 +80,29 @@ def test_validation_forward_changes_nothing():
     model.train()
     model(*views(seed=3))  # give BN running stats and the key encoder some history
     before = snapshot(model)
+    rng = torch.get_rng_state()
     q, k = model.embed_pair(*views(seed=4))
     after = model.state_dict()
     assert before.keys() == after.keys()
     for name, value in before.items():
         assert torch.equal(value, after[name]), name
+    assert torch.equal(torch.get_rng_state(), rng)  # the key shuffle's draw is undone
     assert model.training  # mode restored
     assert q.shape == k.shape == (8, 128)
+
+
+def test_validation_computes_what_training_computes():
+    """Same batch statistics, shuffle and split as a training forward whose EMA is a no-op (m = 1)."""
+    model = tiny_moco(bn_splits=2, momentum=1.0)
+    model.eval()  # embed_pair does not depend on the mode it finds
+    v1, v2 = views(seed=5)
+    torch.manual_seed(7)
+    q_val, k_val = model.embed_pair(v1, v2)
+    model.train()
+    torch.manual_seed(7)
+    q_train, k_train = model(v1, v2)
+    torch.testing.assert_close(q_val, q_train)
+    torch.testing.assert_close(k_val, k_train)
 
 
 def test_training_forward_updates_bn_stats_and_key_encoder():
