@@ -187,7 +187,7 @@ def train_with_early_stopping(model: nn.Module, loss_fn: Callable, target_key: s
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             score = validate(model)
             history.append({"step": step, "train_loss": loss.item(), "val_score": score})
-            if score > best["score"]:
+            if score > best["score"] or best["step"] == 0:  # NaN never wins, but the first evaluation counts
                 best, waited = {"score": score, "step": step, "state": copy.deepcopy(model.state_dict())}, 0
             else:
                 waited += 1
@@ -288,7 +288,12 @@ def finetune_classification(encoder_state: dict[str, torch.Tensor] | None, train
     model.to(cfg.device)
 
     def validate(m):
-        return auc_scores(*predict_labels(m, val_set, cfg))["mean"]
+        labels, scores = predict_labels(m, val_set, cfg)
+        auc = auc_scores(labels, scores)["mean"]
+        if np.isfinite(auc):
+            return auc
+        # no class has both label values in this validation set: fall back to the (negated) BCE
+        return -float(nn.functional.binary_cross_entropy(torch.as_tensor(scores), torch.as_tensor(labels).float()))
 
     generator = torch.Generator().manual_seed(seed)
     fit = train_with_early_stopping(model, nn.functional.binary_cross_entropy_with_logits, "labels", train_set,

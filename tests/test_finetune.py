@@ -166,3 +166,11 @@ def test_cli_writes_json(tmp_path):
                  "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["task"] == "phantom_findings" and result["methods"]["random"]["score"]["n"] == 1
+
+
+def test_classification_without_defined_validation_auc_still_trains():
+    train, test = _squares(8, 0), _squares(8, 2)
+    val = [dict(item, labels=torch.zeros(1)) for item in _squares(4, 1)]  # no positive: AUC undefined
+    cfg = FinetuneConfig(max_steps=4, **{**SMALL, "eval_every": 2})
+    out = finetune_classification(None, train, val, test, ["right_side"], cfg, seed=0)
+    assert out["best_step"] in (2, 4) and all(np.isfinite(h["val_score"]) for h in out["history"])
