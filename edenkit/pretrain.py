@@ -396,15 +396,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    state = None
-    if checkpoint_path is not None:
-        state = load_checkpoint(checkpoint_path)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{checkpoint_path}: not an edenkit pretraining checkpoint")
-        diffs = _config_differences(state["config"], to_dict(cfg))
-        if diffs:
-            raise ConfigError(f"{checkpoint_path} was written with another config ({'; '.join(diffs[:3])})")
-        model.load_state_dict(state["model"])
+    state = _load_resume_state(checkpoint_path, cfg, model) if checkpoint_path is not None else None
     if cfg.compile:  # in place, so state_dict keys stay those of the plain modules
         model.encoder_q.compile()
         model.encoder_k.compile()
@@ -473,14 +465,12 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
             is_best = val["loss"] < best_val
             best_val = min(best_val, val["loss"])
             if main:
-                atomic_save(
+                atomic_save(  # "epoch" counts the epochs done in the stage: where a resumed run starts
                     {"format": CHECKPOINT_FORMAT, "config": to_dict(cfg), "stage": stage, "n": n,
                      "epoch": epoch + 1, "global_epoch": global_epoch + 1, "sampler_epoch": global_epoch + 1,
-                     "best_val_loss": best_val, "val_loss": val["loss"], "seconds": seconds,
-                     "world_size": env.world_size, "model": model.state_dict(),
+                     "best_val_loss": best_val, "val_loss": val["loss"], "seconds": seconds, "world_size": env.world_size, "model": model.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     **({"scaler": scaler.state_dict()} if scaler is not None else {}),
-                     "rng": _rng_state(device)},
+                     **({"scaler": scaler.state_dict()} if scaler is not None else {}), "rng": _rng_state(device)},
                     paths.last,
                 )
                 if is_best:
@@ -492,17 +482,33 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
 
     seconds = seconds_before + time.perf_counter() - start
     if main:
-        final_stage, final_n = len(stages) - 1, stages[-1]
-        export_encoder(model.backbone.state_dict(), paths.encoder)
-        best = load_checkpoint(paths.best(final_stage, final_n))["model"]
-        prefix = "encoder_q.backbone.net."
-        export_encoder({k[len(prefix):]: v for k, v in best.items() if k.startswith(prefix)}, paths.encoder_best)
+        _export_final(paths, model, stages)
         summary = {"config": to_dict(cfg), "seconds": seconds, "world_size": env.world_size,
                    "device": str(device), "autocast": str(dtype), "encoder": str(paths.encoder),
                    "encoder_best": str(paths.encoder_best)}
         paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
     dist.barrier()
     return PretrainResult(paths.root, paths.encoder, paths.encoder_best, model, seconds)
+
+
+def _load_resume_state(path: Path, cfg: PretrainConfig, model: MoCo) -> dict:
+    """Read a checkpoint written with ``cfg``, load its model state, return it for the rest."""
+    state = load_checkpoint(path)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an edenkit pretraining checkpoint")
+    diffs = _config_differences(state["config"], to_dict(cfg))
+    if diffs:
+        raise ConfigError(f"{path} was written with another config ({'; '.join(diffs[:3])})")
+    model.load_state_dict(state["model"])
+    return state
+
+
+def _export_final(paths: RunPaths, model: MoCo, stages: list[int]) -> None:
+    """``encoder.pt`` (last weights) and ``encoder_best.pt`` (the final stage's best validation loss)."""
+    export_encoder(model.backbone.state_dict(), paths.encoder)
+    best = load_checkpoint(paths.best(len(stages) - 1, stages[-1]))["model"]
+    prefix = "encoder_q.backbone.net."
+    export_encoder({k[len(prefix):]: v for k, v in best.items() if k.startswith(prefix)}, paths.encoder_best)
 
 
 def describe(cfg: PretrainConfig) -> dict[str, str]:
