@@ -119,6 +119,15 @@ def test_edenkit_moco_model_round_trip(tmp_path):
     assert all(torch.equal(converted[k], v) for k, v in expected.items())
 
 
+def test_other_trunk_prefixes(query):
+    """mmselfsup-style (DenseCL) "backbone." with a neck, and torch.compile's "_orig_mod." wrapper."""
+    state = {f"backbone.{k}": v for k, v in _trunk(query).items()}
+    state["neck.mlp.0.weight"] = torch.zeros(4, 4)
+    _assert_is_query_trunk(encoder_state_dict({"state_dict": state, "meta": {}}), query)
+    compiled = {f"encoder_q._orig_mod.{k}": v for k, v in query.state_dict().items()}
+    _assert_is_query_trunk(encoder_state_dict(compiled), query)
+
+
 def test_smp_unet_state_dict(query):
     unet = smp.Unet(ARCH, encoder_weights=None, in_channels=3, classes=2)
     load_into_unet(unet, _trunk(query))
