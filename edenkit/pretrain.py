@@ -51,6 +51,7 @@ CHECKPOINT_FORMAT = "edenkit.pretrain/1"
 # Keys that may change when a run is resumed: they do not change what is computed (data.root: the
 # same dataset may be mounted elsewhere).
 RESUMABLE_CHANGES = ("progress", "log_every", "data.num_workers", "data.cache_dir", "data.root", "compile")
+PRUNED_ALMOST_ALL = 0.95  # above this fraction of pruned negatives, InfoNCE has (almost) nothing to push
 VAL_SEED_OFFSET = 1_000_003  # validation pairs: fixed views, drawn apart from the training stream
 
 
@@ -461,6 +462,13 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
                 print(f"[pretrain] {where} epoch {epoch + 1}/{epochs}: loss {train['loss']:.4f} "
                       f"acc {train['acc']:.3f} val {val['loss']:.4f} pruned {train['frac_pruned']:.3f} "
                       f"{train['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
+
+            if main and train["frac_pruned"] > PRUNED_ALMOST_ALL:
+                print(f"[pretrain] warning: {where} epoch {epoch + 1}: the pruner removed "
+                      f"{train['frac_pruned']:.1%} of the negatives, so the loss is ~0 and the student has "
+                      f"stopped learning. The embeddings had already collapsed (mean cosine of the negatives "
+                      f"{train['neg_sim']:.2f}); a longer n=0 stage or a higher prune_threshold avoids this.",
+                      file=sys.stderr, flush=True)
 
             is_best = val["loss"] < best_val
             best_val = min(best_val, val["loss"])

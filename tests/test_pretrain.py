@@ -163,6 +163,14 @@ def test_log_plot_shows_each_run_and_marks_the_stages(ci_run):
         plot_pretrain_log([])
 
 
+def test_a_pruner_that_removes_every_negative_is_reported(tmp_path, capsys):
+    cfg = load_pretrain_config("ci", [*TINY, "curriculum.stages=[2]", "curriculum.epochs=[1]", "prune_threshold=-1"])
+    pretrain(cfg, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "warning" in err and "removed 100.0% of the negatives" in err
+    assert read_log(tmp_path / "run")[0]["loss"] == 0.0
+
+
 def test_torchrun_commands():
     single = torchrun_command("adam_v1_paper", "runs/adam", nproc_per_node=4, data_root="/data/cxr14")
     assert single.startswith("torchrun --nproc-per-node=4 -m edenkit pretrain --config adam_v1_paper")
