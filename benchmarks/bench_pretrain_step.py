@@ -39,7 +39,7 @@ from edenkit.pretrain import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_pruner import clustered_inputs, released_loop_loss, time_step  # noqa: E402
+from bench_pruner import clustered_inputs, released_loop_loss, time_steps  # noqa: E402
 
 STEPS = {"mocov2": (0, None), "adam": (4, 0.8)}  # granularity n, prune threshold
 
@@ -98,8 +98,11 @@ def main() -> None:
     # The pruner alone at this step's sizes: the loss with and without it, next to the step time.
     tau, thr = 0.2, 0.8
     q, k, queue = clustered_inputs(cfg.batch_size, cfg.model.queue_size, cfg.model.dim)
-    step_plain_s = time_step(lambda x: info_nce(x, k, queue, tau)[0], q, 20)
-    step_pruned_s = time_step(lambda x: info_nce(x, k, queue, tau, thr)[0], q, 20)
+    step_losses = time_steps(
+        {"plain": (lambda x: info_nce(x, k, queue, tau)[0], q), "pruned": (lambda x: info_nce(x, k, queue, tau, thr)[0], q)},
+        20,
+    )
+    step_plain_s, step_pruned_s = step_losses["plain"], step_losses["pruned"]
     step_s = cfg.batch_size / med["mocov2"]["step_ips"]
     # The decomposer alone: drawing the n = 4 part of each image of a batch (the views are made either way).
     generator = torch.Generator().manual_seed(0)
@@ -110,9 +113,15 @@ def main() -> None:
 
     # The loss alone at the paper's sizes: vectorized pruner vs the released per-sample loop.
     q, k, queue = clustered_inputs(args.pruner_batch, args.pruner_queue, 128)
-    plain_s = time_step(lambda x: info_nce(x, k, queue, tau)[0], q, args.pruner_repeats)
-    vector_s = time_step(lambda x: info_nce(x, k, queue, tau, thr)[0], q, args.pruner_repeats)
-    loop_s = time_step(lambda x: released_loop_loss(x, k, queue, tau, thr), q, args.pruner_repeats)
+    losses = time_steps(
+        {
+            "plain": (lambda x: info_nce(x, k, queue, tau)[0], q),
+            "vector": (lambda x: info_nce(x, k, queue, tau, thr)[0], q),
+            "loop": (lambda x: released_loop_loss(x, k, queue, tau, thr), q),
+        },
+        args.pruner_repeats,
+    )
+    plain_s, vector_s, loop_s = losses["plain"], losses["vector"], losses["loop"]
     difference = float((info_nce(q, k, queue, tau, thr)[0] - released_loop_loss(q, k, queue, tau, thr)).abs())
 
     overhead = 1 - med["adam"]["step_ips"] / med["mocov2"]["step_ips"]
