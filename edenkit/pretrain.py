@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import math
 import os
@@ -402,9 +403,13 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
         model.encoder_q.compile()
         model.encoder_k.compile()
     net = model
-    if env.is_distributed:  # the queue is identical on all ranks by construction: no buffer broadcast
+    if env.is_distributed:
+        # No buffer broadcast before every forward: the queue stays identical on all ranks by
+        # construction (all-gathered keys) and BN statistics are averaged once per epoch.
         device_ids = [device.index] if device.type == "cuda" else None
-        net = DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(
+            DistributedDataParallel).parameters else {"broadcast_buffers": False})  # torch < 2.14 spelling
+        net = DistributedDataParallel(model, device_ids=device_ids, **no_sync)
 
     log = JsonLog(paths.log, enabled=main)
     if main:
