@@ -58,3 +58,23 @@ def test_rank_note_says_when_adam_is_not_ahead():
     assert "does NOT come out ahead" in behind and "ranks 2 of 3" in behind and "MoCo-v2 (kit)" in behind
     lower = viz.rank_note({"adam": 0.1, "mocov2": 0.2}, "error", higher_is_better=False)
     assert "comes out ahead" in lower
+
+
+def test_pretraining_note_flags_collapse_and_full_pruning(tmp_path):
+    import json
+
+    records = [
+        {"split": "train", "stage": 0, "n": 0, "neg_sim": 0.93, "frac_pruned": 0.0},
+        {"split": "val", "stage": 0, "n": 0, "neg_sim": 0.5, "frac_pruned": 0.0},
+        {"split": "train", "stage": 1, "n": 2, "neg_sim": 0.99, "frac_pruned": 1.0},
+    ]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    note = viz.pretraining_note(tmp_path, "adam")
+    assert "stage 0 (n=0): negatives' cosine 0.93, pruned 0%" in note
+    assert "WARNING" in note and "stage 1 pruned almost every negative" in note and "collapsed" in note
+    healthy = tmp_path / "ok"
+    healthy.mkdir()
+    (healthy / "log.jsonl").write_text(json.dumps({"split": "train", "stage": 0, "n": 0, "neg_sim": 0.2,
+                                                   "frac_pruned": 0.0}))
+    assert "WARNING" not in viz.pretraining_note(healthy, "mocov2")
+    assert "no training log" in viz.pretraining_note(tmp_path / "missing", "adam")
