@@ -74,6 +74,9 @@ class DataConfig:
     root: str | None = None  # folder of a real dataset (--data-root)
     image_size: int = 128  # images are generated / read at this size before decomposition
     view_size: int = 64  # RandomResizedCrop output of each view
+    # Augmentation strength (the paper's values by default; see edenkit.data.transforms)
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # RandomResizedCrop area range
+    rotation: float = 30.0  # RandomRotation, degrees
     decompose_mode: Literal["paper", "grid"] = "paper"
     phantom_train: int = 2000  # phantom images for training ...
     phantom_val: int = 256  # ... and for the validation loss
@@ -138,6 +141,11 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
         raise ConfigError(f"model.queue_size: {cfg.model.queue_size} is not a multiple of batch_size {cfg.batch_size}")
     if cfg.prune_threshold is not None and not -1.0 <= cfg.prune_threshold <= 1.0:
         raise ConfigError(f"prune_threshold: a cosine similarity in [-1, 1] or null, got {cfg.prune_threshold}")
+    scale = cfg.data.crop_scale
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        raise ConfigError(f"data.crop_scale: expected [min, max] with 0 < min <= max <= 1, got {scale}")
+    if not 0 <= cfg.data.rotation <= 180:
+        raise ConfigError(f"data.rotation: expected degrees in [0, 180], got {cfg.data.rotation}")
     for key in ("phantom_train", "phantom_val"):
         if cfg.data.dataset == "phantom" and getattr(cfg.data, key) < cfg.batch_size:
             raise ConfigError(f"data.{key}: {getattr(cfg.data, key)} images < one batch of {cfg.batch_size}")
@@ -228,8 +236,10 @@ def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: 
     are functions of (seed, epoch), which is what makes a resumed run repeat the same batches.
     """
     from edenkit.data.decomposer import AnatomyPairs
+    from edenkit.data.transforms import TwoViewAugment
 
-    pairs = AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed)
+    augment = TwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation)
+    pairs = AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)
     sampler = dist.make_sampler(pairs, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(
         pairs,

@@ -16,6 +16,7 @@ from edenkit.pretrain import (
     autocast_dtype,
     learning_rate,
     load_pretrain_config,
+    pair_loader,
     pretrain,
     read_log,
     torchrun_command,
@@ -40,6 +41,7 @@ def test_paper_configs_hold_the_papers_hyperparameters():
     assert (adam.optim.lr, adam.optim.momentum, adam.optim.weight_decay) == (0.03, 0.9, 1e-4)
     assert (adam.model.temperature, adam.model.momentum, adam.prune_threshold) == (0.2, 0.999, 0.8)
     assert adam.model.mlp_hidden == 2048 and adam.data.dataset == "chestxray14" and learning_rate(adam) == 0.03
+    assert (adam.data.crop_scale, adam.data.rotation) == ([0.2, 1.0], 30.0)
     moco = load_pretrain_config("mocov2_paper")
     assert moco.curriculum.stages == [0] and moco.prune_threshold is None
     assert sum(moco.curriculum.epochs) == sum(adam.curriculum.epochs)  # same budget
@@ -64,11 +66,21 @@ def test_learning_rate_scales_linearly_unless_disabled():
         (["model.arch=vgg"], "model.arch"),
         (["model.bn_splits=3"], "model.bn_splits"),
         (["prune_threshold=2"], "prune_threshold"),
+        (["data.crop_scale=[0.5]"], "data.crop_scale"),
+        (["data.crop_scale=[0,1]"], "data.crop_scale"),
+        (["data.rotation=-1"], "data.rotation"),
     ],
 )
 def test_inconsistent_configs_are_rejected_by_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         load_pretrain_config("ci", override)
+
+
+def test_pair_loader_uses_the_configured_augmentation():
+    cfg = load_pretrain_config("ci", ["data.crop_scale=[0.5,0.9]", "data.rotation=12"])
+    loader = pair_loader([{"image": torch.rand(1, 64, 64)}] * 16, 0, cfg, seed=0, train=True)
+    crop, *_, rotation = loader.dataset.augment.view.transforms
+    assert crop.scale == (0.5, 0.9) and list(rotation.degrees) == [-12.0, 12.0]
 
 
 def test_fp16_needs_a_gpu():
