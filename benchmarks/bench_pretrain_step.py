@@ -31,6 +31,7 @@ from edenkit import engine
 from edenkit.losses import info_nce
 from edenkit.pretrain import (
     ImageTensor,
+    anatomy_pairs,
     autocast_dtype,
     build_model,
     learning_rate,
@@ -63,7 +64,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from edenkit.data.decomposer import AnatomyPairs, decompose
+    from edenkit.data.decomposer import decompose
 
     cfg = load_pretrain_config(args.config)
     device = torch.device("cpu")
@@ -77,7 +78,7 @@ def main() -> None:
 
     def measure(method: str, epoch: int) -> dict:
         n, threshold = STEPS[method]
-        pairs = AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=0)
+        pairs = anatomy_pairs(images, n, cfg, seed=0)
         pairs.set_epoch(epoch)
         loader = DataLoader(pairs, batch_size=cfg.batch_size, drop_last=True)
         batches, data_s = fetch_batches(loader)

@@ -229,17 +229,22 @@ def open_images(data: DataConfig, split: Literal["train", "val"]) -> Dataset:
         raise ConfigError(f"data.dataset {data.dataset!r} in {root}: {e}") from e
 
 
+def anatomy_pairs(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> Dataset:
+    """``AnatomyPairs`` at level ``n`` with the config's decomposition, view size and augmentation."""
+    from edenkit.data.decomposer import AnatomyPairs
+    from edenkit.data.transforms import TwoViewAugment
+
+    augment = TwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation)
+    return AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)
+
+
 def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: bool) -> DataLoader:
     """Two views of an anatomy-decomposed anchor per image, sharded over processes.
 
     Call ``set_epoch`` before each epoch: the sampler's order and the pairs' anchors and augmentations
     are functions of (seed, epoch), which is what makes a resumed run repeat the same batches.
     """
-    from edenkit.data.decomposer import AnatomyPairs
-    from edenkit.data.transforms import TwoViewAugment
-
-    augment = TwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation)
-    pairs = AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)
+    pairs = anatomy_pairs(images, n, cfg, seed)
     sampler = dist.make_sampler(pairs, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(
         pairs,

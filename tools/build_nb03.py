@@ -48,9 +48,9 @@ import torch
 from edenkit import zoo
 from edenkit.checkpoint import load_checkpoint
 from edenkit.config import from_dict
-from edenkit.data.decomposer import AnatomyPairs, part_boxes
+from edenkit.data.decomposer import part_boxes
 from edenkit.losses import info_nce, pruning_profile, purposive_prune_mask
-from edenkit.pretrain import PretrainConfig, RunPaths, build_model
+from edenkit.pretrain import PretrainConfig, RunPaths, anatomy_pairs, build_model
 from edenkit.viz import pretrain as viz
 
 torch.manual_seed(seed)
@@ -84,7 +84,7 @@ else:
 
     source = open_image_dataset(data, data_root, "val", image_size)
 images = [source[i] for i in range(n_query_patients + n_queue_patients)]  # decoded once, reused per part
-pairs = AnatomyPairs(images, n=level, view_size=view_size, mode=cfg.data.decompose_mode, seed=seed)
+pairs = anatomy_pairs(images, level, cfg, seed)  # the run's decomposition and augmentation
 
 query_items = [pairs.pair(i, part) for i in range(n_query_patients) for part in range(n_parts)]
 queue_items = [pairs.pair(i, part) for i in range(n_query_patients, len(images)) for part in range(n_parts)]
@@ -118,7 +118,7 @@ view2 = torch.stack([item["view2"] for item in query_items])
 keys = torch.stack([item["view1"] for item in queue_items])
 embeddings = {}
 for name, model in encoders.items():
-    q, k = model.embed_pair(view1, view2)  # eval mode: nothing in the model changes
+    q, k = model.embed_pair(view1, view2)  # computed as in training, but nothing in the model changes
     _, queue = model.embed_pair(keys, keys)  # the queue holds key-encoder embeddings
     embeddings[name] = (q, k, queue)
     sims = q @ queue.T
@@ -214,12 +214,14 @@ plt.show()
   threshold below those cosines prunes every negative and the loss is exactly 0: nothing to learn from.
   The pruner can only help once training has spread the embeddings, which is why the curriculum starts
   with plain InfoNCE at $n=0$.
-* The paper's 0.8 was chosen for ResNet-50 trained on ChestX-ray14 for 200 epochs per stage. For a small,
-  briefly trained model on the phantom (the `ci` and `demo` profiles) the collisions and the genuine
-  negatives can overlap almost completely, and then a threshold prunes both alike, or nothing at all.
-  Check the threshold against your own stage-0 model before relying on it.
-* The embeddings here come from eval mode (batch-norm running statistics), as in validation. Training
-  uses batch statistics, so the fraction that the training log records at each epoch (`frac_pruned`,
-  plotted in notebook 04) can differ from what this notebook measures on a checkpoint.
+* The paper's 0.8 was chosen for ResNet-50 trained on ChestX-ray14 for 200 epochs per stage. How much
+  it prunes depends on how spread the embeddings are: with the `ci` profile's few steps collisions and
+  genuine negatives overlap, and a threshold prunes both alike; after the `demo` stage 0 very few
+  negatives lie above 0.8 (the table says how many), so the pruner has little to do. Check the
+  threshold against your own stage-0 model before relying on it.
+* The embeddings here are computed as in a training step (batch statistics, split BN) on copies of the
+  batch-norm statistics, as in validation, but on a batch made of every part of a few patients rather
+  than of random parts; the fraction that the training log records at each epoch (`frac_pruned`,
+  plotted in notebook 04) can therefore differ somewhat from what this notebook measures.
 """),
 ])
