@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -162,9 +163,23 @@ def run_all(
         results.append(result)
         if result.status == "failed" and stop_on_error:
             break
-    summary = {"profile": profile, "results": [asdict(r) for r in results]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(out / "summary.json", profile, [asdict(r) for r in results])
     return results
+
+
+def write_summary(path: Path, profile: str, results: list[dict]) -> None:
+    """Write ``summary.json`` atomically; entries of an earlier run of the same profile for notebooks
+    not run this time are kept, so ``--only 07`` after a full run still leaves the whole picture."""
+    ran = {r["notebook"] for r in results}
+    try:
+        earlier = json.loads(path.read_text())
+        kept = [r for r in earlier["results"] if r["notebook"] not in ran] if earlier["profile"] == profile else []
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = []  # no summary yet, or one we cannot read: start afresh
+    summary = {"profile": profile, "results": sorted(kept + results, key=lambda r: r["notebook"])}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

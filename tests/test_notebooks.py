@@ -54,6 +54,15 @@ def test_runner_injects_parameters_and_writes_summary(toy_notebooks, tmp_path):
     assert (out / "00_ok.ipynb").is_file()
 
 
+def test_a_partial_run_keeps_the_earlier_entries_of_the_summary(toy_notebooks, tmp_path):
+    out = tmp_path / "out"
+    run_all("ci", out, toy_notebooks, only=["01"])
+    run_all("ci", out, toy_notebooks, only=["00"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["notebook"], r["status"]) for r in summary["results"]] == [("00_ok.ipynb", "ok"), ("01_broken.ipynb", "failed")]
+    assert not (out / "summary.json.tmp").exists()
+
+
 def test_failing_cell_exits_nonzero_naming_notebook_and_cell(toy_notebooks, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "edenkit", "notebooks", "--profile", "ci", "--notebooks", str(toy_notebooks),
