@@ -21,7 +21,7 @@ from PIL import Image
 
 from edenkit.data.cache import build_cache, measure_read_rate
 from edenkit.data.datasets import open_dataset, open_image_dataset
-from edenkit.data.phantom import generate
+from edenkit.phantom import generate
 
 
 def write_pngs(folder: Path, n: int, png_size: int, distinct: int) -> None:

@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from edenkit.data.phantom import benchmark, generate
+from edenkit.phantom import generate
+from edenkit.phantom.cli import benchmark
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from edenkit import engine
-from edenkit.losses import info_nce
 from edenkit.pretrain import (
     ImageTensor,
     anatomy_pairs,
@@ -38,6 +37,7 @@ from edenkit.pretrain import (
     load_pretrain_config,
     phantom_images,
 )
+from edenkit.pruner import info_nce
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_pruner import clustered_inputs, released_loop_loss, time_steps  # noqa: E402
@@ -64,7 +64,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from edenkit.data.decomposer import decompose
+    from edenkit.decomposer import decompose
 
     cfg = load_pretrain_config(args.config)
     device = torch.device("cpu")

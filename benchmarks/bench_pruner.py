@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from edenkit.losses import info_nce
+from edenkit.pruner import info_nce
 
 
 def released_loop_loss(q, k, queue, tau, threshold):

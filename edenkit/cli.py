@@ -14,10 +14,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("edenkit.doctor", "versions, device, threads, data folders, GPU usability"),
     "notebooks": ("edenkit.notebooks", "run the tutorial notebooks headless with papermill"),
-    "phantom": ("edenkit.data.phantom", "generate, export or benchmark the procedural chest-radiograph phantom"),
+    "phantom": ("edenkit.phantom.cli", "generate, export or benchmark the procedural chest-radiograph phantom"),
     "pretrain": ("edenkit.pretrain", "Adam / MoCo-v2 pretraining with the coarse-to-fine curriculum"),
-    "finetune": ("edenkit.finetune", "fine-tune a pretrained encoder for segmentation or classification"),
-    "fewshot": ("edenkit.fewshot", "the few-shot segmentation protocol (3, 6, 12, 24 labelled images)"),
+    "finetune": ("edenkit.transfer.finetune", "fine-tune a pretrained encoder for segmentation or classification"),
+    "fewshot": ("edenkit.transfer.fewshot", "the few-shot segmentation protocol (3, 6, 12, 24 labelled images)"),
     "locality": ("edenkit.analysis.locality", "landmark embeddings: t-SNE, kNN accuracy, silhouette"),
     "compositionality": ("edenkit.analysis.compositionality", "cosine between E(whole) and the sum of E(parts)"),
     "cache": ("edenkit.data.cache", "decode a real dataset once into a uint8 memmap cache"),

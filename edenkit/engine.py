@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 
 from edenkit import dist
-from edenkit.losses import info_nce
-from edenkit.models.moco import MoCo
+from edenkit.moco import MoCo
+from edenkit.pruner import info_nce
 
 STAT_KEYS = ("loss", "acc", "pos_sim", "neg_sim", "frac_pruned")
 

@@ -45,8 +45,8 @@ from torch.utils.data import DataLoader, Dataset
 from edenkit import dist, engine
 from edenkit.checkpoint import CheckpointError, atomic_save, export_encoder, load_checkpoint
 from edenkit.config import ConfigError, load_config, to_dict
+from edenkit.moco import MoCo
 from edenkit.models.backbones import ARCHS
-from edenkit.models.moco import MoCo
 
 CHECKPOINT_FORMAT = "edenkit.pretrain/1"
 # Keys that may change when a run is resumed: they do not change what is computed (data.root: the
@@ -65,7 +65,7 @@ class ModelConfig:
     queue_size: int = 4096  # K, a multiple of the global batch
     momentum: float = 0.999
     temperature: float = 0.2
-    bn_splits: int = 1  # split-BN chunks per process batch (see edenkit.models.moco)
+    bn_splits: int = 1  # split-BN chunks per process batch (see edenkit.moco)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class DataConfig:
     root: str | None = None  # folder of a real dataset (--data-root)
     image_size: int = 128  # images are generated / read at this size before decomposition
     view_size: int = 64  # RandomResizedCrop output of each view
-    # Augmentation strength (the paper's values by default; see edenkit.data.transforms)
+    # Augmentation strength (the paper's values by default; see edenkit.augmentation)
     crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # RandomResizedCrop area range
     rotation: float = 30.0  # RandomRotation, degrees
     decompose_mode: Literal["paper", "grid"] = "paper"
@@ -194,7 +194,7 @@ def phantom_images(n: int, size: int, seed: int, cache_dir: str | None = None) -
     Generating a phantom takes tens of milliseconds, far more than a training step needs per image,
     so pretraining reads them from this cache (``cache_dir`` keeps it across processes).
     """
-    from edenkit.data.phantom import PhantomDataset
+    from edenkit.phantom import PhantomDataset
 
     path = Path(cache_dir) / f"phantom_{n}x{size}px_seed{seed}.pt" if cache_dir else None
     if path is not None and path.is_file():
@@ -231,8 +231,8 @@ def open_images(data: DataConfig, split: Literal["train", "val"]) -> Dataset:
 
 def anatomy_pairs(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> Dataset:
     """``AnatomyPairs`` at level ``n`` with the config's decomposition, view size and augmentation."""
-    from edenkit.data.decomposer import AnatomyPairs
-    from edenkit.data.transforms import TwoViewAugment
+    from edenkit.augmentation import TwoViewAugment
+    from edenkit.decomposer import AnatomyPairs
 
     augment = TwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation)
     return AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)

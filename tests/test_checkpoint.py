@@ -110,7 +110,7 @@ def test_edenkit_training_checkpoint_layout(query, key_encoder):
 
 
 def test_edenkit_moco_model_round_trip(tmp_path):
-    moco = pytest.importorskip("edenkit.models.moco")
+    moco = pytest.importorskip("edenkit.moco")
     model = moco.MoCo(ARCH, dim=16, queue_size=32)
     path = atomic_save({"model": model.state_dict(), "epoch": 0}, tmp_path / "last.pth")
     converted = encoder_state_dict(path)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edenkit.engine import NonFiniteLossError, evaluate, train_one_epoch
-from edenkit.models.moco import MoCo
+from edenkit.moco import MoCo
 
 STATS = {"loss", "acc", "pos_sim", "neg_sim", "frac_pruned"}
 

@@ -11,7 +11,7 @@ heart is, which pixels are the sixth right rib, where the azygos arch lies. Real
 with the kit (every dataset needs a download, most a registration), and even when you have them they tell
 you little: ChestX-ray14 has labels, SCR has five masks on 247 images, nobody has all of it at once.
 
-So the kit draws its own radiographs. `edenkit.data.phantom` is a procedural **phantom**: each image is one
+So the kit draws its own radiographs. `edenkit.phantom` is a procedural **phantom**: each image is one
 made-up patient whose body, lungs, heart, spine, ribs and clavicles are drawn from a seeded random
 generator, turned into an X-ray-like picture, and returned *with* everything the generator knows:
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from edenkit.data.phantom import FINDINGS, LANDMARKS, PhantomConfig, PhantomDataset, generate
+from edenkit.phantom import FINDINGS, LANDMARKS, PhantomConfig, PhantomDataset, generate
 from edenkit.viz import phantom as viz
 
 figures = Path(out_dir) / "figures"

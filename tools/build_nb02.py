@@ -44,8 +44,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from edenkit.data.decomposer import AnatomyPairs, part_boxes
-from edenkit.data.transforms import TwoViewAugment
+from edenkit.decomposer import AnatomyPairs, part_boxes
+from edenkit.augmentation import TwoViewAugment
 from edenkit.viz import pretrain as viz
 
 torch.manual_seed(seed)
@@ -53,7 +53,7 @@ figures = Path(out_dir) / "figures"
 figures.mkdir(parents=True, exist_ok=True)
 
 if data == "phantom":
-    from edenkit.data.phantom import PhantomDataset
+    from edenkit.phantom import PhantomDataset
 
     images = PhantomDataset(n_images, size=image_size, seed=seed)
 else:  # a real dataset on disk, e.g. data = "chestxray14" with data_root set (the paper profile)

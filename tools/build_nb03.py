@@ -19,7 +19,7 @@ $$
 \mathcal{L}_i = -\log \frac{\exp(q_i \cdot k_i / \tau)}{\exp(q_i \cdot k_i / \tau) + \sum_{j:\ q_i \cdot m_j < 0.8} \exp(q_i \cdot m_j / \tau)}, \qquad \tau = 0.2 .
 $$
 
-In edenkit this is one boolean mask over the $B \times K$ logits (`edenkit.losses.purposive_prune_mask`);
+In edenkit this is one boolean mask over the $B \times K$ logits (`edenkit.pruner.purposive_prune_mask`);
 pruned logits become $-\infty$ before the cross-entropy, which gives exactly the value of the authors'
 per-sample loop (a unit test checks it; `benchmarks/bench_pruner.py` times both).
 
@@ -48,8 +48,9 @@ import torch
 from edenkit import zoo
 from edenkit.checkpoint import load_checkpoint
 from edenkit.config import from_dict
-from edenkit.data.decomposer import part_boxes
-from edenkit.losses import info_nce, pruning_profile, purposive_prune_mask
+from edenkit.decomposer import part_boxes
+from edenkit.analysis.pruning import pruning_profile
+from edenkit.pruner import info_nce, purposive_prune_mask
 from edenkit.pretrain import PretrainConfig, RunPaths, anatomy_pairs, build_model
 from edenkit.viz import pretrain as viz
 
@@ -76,7 +77,7 @@ on average). These patients are not among the pretraining images.
 """),
 ("code", r"""
 if data == "phantom":
-    from edenkit.data.phantom import PhantomDataset
+    from edenkit.phantom import PhantomDataset
 
     source = PhantomDataset(n_query_patients + n_queue_patients, size=image_size, seed=seed)
 else:

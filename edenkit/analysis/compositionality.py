@@ -114,7 +114,7 @@ def add_arguments(parser) -> None:
 def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0) -> torch.Tensor:
     """[n, 1, size, size]: the first ``n`` PNGs of ``folder`` (sorted), or phantom images when None."""
     if folder is None:
-        from edenkit.data.phantom import PhantomDataset
+        from edenkit.phantom import PhantomDataset
 
         dataset = PhantomDataset(n, size=size, seed=seed)
         return torch.stack([dataset[i]["image"] for i in range(n)])
@@ -130,7 +130,7 @@ def run(args) -> int:
     from edenkit.analysis.embeddings import load_encoder
     from edenkit.analysis.stats import mean_std
     from edenkit.checkpoint import resolve_encoder
-    from edenkit.finetune import parse_encoder_specs
+    from edenkit.transfer.finetune import parse_encoder_specs
 
     patches = random_patches(load_images(args.images, args.n, args.size, args.seed), args.patch_size,
                              args.per_image, args.seed)

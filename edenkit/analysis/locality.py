@@ -106,7 +106,7 @@ def locality_report(encoder: torch.nn.Module, images: torch.Tensor, landmarks: t
 
 def phantom_landmark_data(n: int, size: int, seed: int = 0):
     """``(images [n,1,H,W], landmarks [n,10,2], patient ids)`` from the phantom's ground truth."""
-    from edenkit.data.phantom import PhantomDataset
+    from edenkit.phantom import PhantomDataset
 
     items = [PhantomDataset(n, size=size, seed=seed)[i] for i in range(n)]
     return (torch.stack([it["image"] for it in items]), torch.stack([it["landmarks"] for it in items]),
@@ -121,7 +121,7 @@ def read_landmark_file(path: str | Path, size: int, landmark_names: Sequence[str
     (default: the paper's 10, in the paper's order).
     """
     from edenkit.data.datasets import read_grey, resize_image
-    from edenkit.data.phantom import LANDMARKS
+    from edenkit.phantom import LANDMARKS
 
     path = Path(path)
     names = tuple(landmark_names or LANDMARKS)
@@ -172,7 +172,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from edenkit.analysis.embeddings import load_encoder
     from edenkit.checkpoint import resolve_encoder
-    from edenkit.finetune import parse_encoder_specs
+    from edenkit.transfer.finetune import parse_encoder_specs
 
     if args.landmarks:
         images, landmarks, groups = read_landmark_file(args.landmarks, args.size)

@@ -1,6 +1,6 @@
 """The paper's real datasets, read from their real on-disk formats.
 
-Every loader returns the same item dicts as :class:`edenkit.data.phantom.PhantomDataset`:
+Every loader returns the same item dicts as :class:`edenkit.phantom.PhantomDataset`:
 ``{"image": float [1,H,W] in [0,1], "index": int, "image_id": str, "patient_id": str}`` plus
 ``"labels"`` (float multi-hot) and/or ``"masks"`` (float [S,H,W]) where the dataset has them.
 Images are grey; radiographs are shown the usual way (air and lungs dark, bone bright).

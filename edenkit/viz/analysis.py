@@ -144,7 +144,7 @@ def fewshot_table(summary: dict, shots: Sequence[int] = paper.SHOTS, tasks: Sequ
                   with_paper: bool = True) -> str:
     """Markdown table shaped like the paper's: rows = methods, columns = heart 3/6/12/24, clavicle 3/6/12/24.
 
-    ``summary`` is ``edenkit.fewshot.summarize(results)`` (Dice %, mean ± std over trials); the paper's rows
+    ``summary`` is ``edenkit.transfer.fewshot.summarize(results)`` (Dice %, mean ± std over trials); the paper's rows
     (exact, from its table) follow, marked as the paper's.
     """
     header = "| method | " + " | ".join(f"{t} {n}" for t in tasks for n in shots) + " |"

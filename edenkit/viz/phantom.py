@@ -1,7 +1,7 @@
 """Figures and the explorer for the anatomy phantom (notebook 01).
 
 Every function returns its figure (or widget), so a notebook shows it and a test can check it.
-Samples are :class:`edenkit.data.phantom.PhantomSample`; images are drawn grey in [0, 1], radiological
+Samples are :class:`edenkit.phantom.PhantomSample`; images are drawn grey in [0, 1], radiological
 convention (the patient's right on the image's left).
 """
 
@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from edenkit.data.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, generate
-from edenkit.data.phantom_export import STRUCTURE_COLOURS, overlay
+from edenkit.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, generate
+from edenkit.phantom.overlay import STRUCTURE_COLOURS, overlay
 from edenkit.viz.widgets import figure_png
 
 # The part-whole hierarchy the phantom knows, as (node, parent) pairs, parents first. A whole's mask

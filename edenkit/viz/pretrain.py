@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from edenkit.data.decomposer import AnatomyPairs, Mode, decompose, part_boxes
+from edenkit.decomposer import AnatomyPairs, Mode, decompose, part_boxes
 from edenkit.viz.widgets import figure_png
 
 SAME_COLOUR = "tab:red"  # negatives that show the query's own anatomy (semantic collisions)
@@ -200,7 +200,7 @@ def plot_pruning_profile(
     profile: dict[str, list[float]], paper_threshold: float = 0.8, title: str | None = None, ax=None
 ) -> Figure:
     """Fraction pruned against the threshold: all negatives, collisions and genuine negatives
-    (``profile`` from ``edenkit.losses.pruning_profile`` with ``same`` given)."""
+    (``profile`` from ``edenkit.analysis.pruning.pruning_profile`` with ``same`` given)."""
     t = profile["threshold"]
     fig, ax = _figure(ax, (6.5, 3.2))
     ax.plot(t, profile["pruned"], "k-o", markersize=3, label="all negatives")

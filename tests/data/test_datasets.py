@@ -410,8 +410,8 @@ def test_viz_gallery_tree_and_rates(tmp_path):
 # ---------------------------------------------------------------------------------- phantom exports, end to end
 
 def test_loaders_read_the_phantom_chestxray14_export(tmp_path):
-    from edenkit.data.phantom import FINDINGS
-    from edenkit.data.phantom_export import export_chestxray14
+    from edenkit.phantom import FINDINGS
+    from edenkit.phantom.export import export_chestxray14
 
     export_chestxray14(tmp_path / "chestxray14", n=30, size=64, seed=1)
     every = D.ChestXray14(tmp_path, "all", size=None)
@@ -426,7 +426,7 @@ def test_loaders_read_the_phantom_chestxray14_export(tmp_path):
 
 
 def test_loaders_read_the_phantom_jsrt_scr_export(tmp_path):
-    from edenkit.data.phantom_export import export_jsrt_scr
+    from edenkit.phantom.export import export_jsrt_scr
 
     export_jsrt_scr(tmp_path, n=4, seed=2, size=128)
     scr = D.SCR(tmp_path, "all", size=64)

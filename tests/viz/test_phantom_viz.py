@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from edenkit.data.phantom import LANDMARKS, generate  # noqa: E402
+from edenkit.phantom import LANDMARKS, generate  # noqa: E402
 from edenkit.viz import phantom as viz  # noqa: E402
 
 

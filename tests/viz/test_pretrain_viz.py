@@ -7,9 +7,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from edenkit.data.decomposer import AnatomyPairs
-from edenkit.data.transforms import TwoViewAugment
-from edenkit.losses import pruning_profile
+from edenkit.analysis.pruning import pruning_profile
+from edenkit.augmentation import TwoViewAugment
+from edenkit.decomposer import AnatomyPairs
 from edenkit.viz import pretrain as viz
 
 

@@ -7,7 +7,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from edenkit.data.transforms import SeparableGaussianBlur, TwoViewAugment
+from edenkit.augmentation import SeparableGaussianBlur, TwoViewAugment
 
 
 def anchor(height=40, width=30, seed=0):

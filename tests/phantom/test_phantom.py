@@ -11,19 +11,20 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from edenkit.data.phantom import (
+from edenkit.phantom import (
     FINDINGS,
     LANDMARKS,
     STRUCTURES,
     PhantomConfig,
     PhantomDataset,
-    _rng,
     cardiothoracic_ratio,
     draw_findings,
     generate,
     rib_names,
 )
-from edenkit.data.phantom_export import export_chestxray14, export_jsrt_scr, overlay, read_jsrt_img
+from edenkit.phantom.export import export_chestxray14, export_jsrt_scr, read_jsrt_img
+from edenkit.phantom.overlay import overlay
+from edenkit.phantom.render import _rng
 
 ALL = dict.fromkeys(FINDINGS, 1.0)
 NONE = dict.fromkeys(FINDINGS, 0.0)
@@ -279,7 +280,7 @@ def test_chestxray14_export_round_trip(tmp_path):
 
 
 def test_chestxray14_export_pixels_and_labels_match_the_generator(tmp_path):
-    from edenkit.data import phantom_export
+    from edenkit.phantom import export as phantom_export
 
     out = export_chestxray14(tmp_path / "c", n=3, size=64, seed=2, config=PhantomConfig(prevalence=ALL))
     rows = list(csv.reader((out / "Data_Entry_2017.csv").read_text().splitlines()))[1:]
@@ -304,7 +305,7 @@ def test_export_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path, m
     export_chestxray14(target, n=1, size=64)
     with pytest.raises(FileExistsError, match=str(target)):
         export_chestxray14(target, n=1, size=64)
-    from edenkit.data import phantom_export
+    from edenkit.phantom import export as phantom_export
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -322,7 +323,7 @@ def test_jsrt_scr_export_round_trip(tmp_path):
     assert len(imgs) == 4 and all(p.stat().st_size == 64 * 64 * 2 for p in imgs)
     raw = np.fromfile(imgs[0], dtype=">u2")
     assert raw.max() <= 4095
-    from edenkit.data import phantom_export
+    from edenkit.phantom import export as phantom_export
 
     # the files are written in generation order, named by nodule status: find image 0 by name
     first = generate(phantom_export._image_seed(5, 0), PhantomConfig(size=64, prevalence={"nodule": 0.5}))

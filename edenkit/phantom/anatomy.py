@@ -4,7 +4,7 @@ Everything here lives in a *canonical* frame: ``u`` grows to the image's right, 
 in [0, 1], with the midline at ``u = 0.5``. Side 0 is the patient's RIGHT, drawn on the image's LEFT
 (small ``u``); side 1 is the patient's left. A :class:`Frame` maps the pixel grid of one image to this
 frame through a small pose (rotation, shift, scale), so a shape is written once and rasterized at any
-size. ``edenkit.data.phantom`` turns these shapes into masks, landmarks and grey values.
+size. ``edenkit.phantom`` turns these shapes into masks, landmarks and grey values.
 
 Shapes are analytic (ellipses, parabolas, curves ``v = f(u)``) and evaluated with NumPy on the whole
 grid or on a pixel window around them, which keeps a 256 px image at a few tens of milliseconds.

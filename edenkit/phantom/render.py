@@ -1,7 +1,7 @@
 """A procedural chest-radiograph phantom that knows its own anatomy.
 
 No real chest X-ray can ship with the kit, so it draws its own. Each image is one "patient" whose
-anatomy (``edenkit.data.phantom_anatomy``) is drawn from a seeded NumPy generator and rasterized at any
+anatomy (``edenkit.phantom.anatomy``) is drawn from a seeded NumPy generator and rasterized at any
 size from 64 to 1024 px. The image follows a radiograph's physics, simplified:
 
 1. shapes -> ground truth: masks (lungs, heart, clavicles, every posterior rib), the paper's ten
@@ -14,7 +14,7 @@ Left/right are the patient's: the RIGHT lung is on the image's LEFT. Landmarks a
 Images are float32 in [0, 1], bright = attenuating, as radiographs are displayed.
 
 ``python -m edenkit phantom generate|export|bench`` writes PNGs with overlays, exports the real
-datasets' on-disk layouts (``edenkit.data.phantom_export``) or prints the generation rate.
+datasets' on-disk layouts (``edenkit.phantom.export``) or prints the generation rate.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import ndimage
 
-from edenkit.data.phantom_anatomy import (
+from edenkit.phantom.anatomy import (
     LEFT,
     RIGHT,
     Anatomy,
@@ -404,160 +403,3 @@ def cardiothoracic_ratio(masks: dict[str, np.ndarray]) -> float:
     if len(heart_cols) == 0 or len(lung_cols) == 0:
         return float("nan")
     return float((heart_cols[-1] - heart_cols[0] + 1) / (lung_cols[-1] - lung_cols[0] + 1))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Dataset
-# ----------------------------------------------------------------------------------------------------
-
-
-class PhantomDataset(torch.utils.data.Dataset):
-    """``n`` phantoms; item ``i`` is ``generate(seed * 1_000_003 + i)``: the same in every worker
-    process and every epoch.
-
-    Items: ``{"image": [1,H,W], "masks": [S,H,W] (order = self.structures), "labels": [4] (FINDINGS),
-    "landmarks": [10, 2] (x, y), "patient_id": int, "index": int}``.
-    """
-
-    def __init__(
-        self,
-        n: int,
-        size: int = 256,
-        seed: int = 0,
-        config: PhantomConfig | None = None,
-        structures=None,
-    ):
-        if n < 0:
-            raise ValueError(f"PhantomDataset: n must be >= 0, got {n}")
-        self.n, self.seed = int(n), int(seed)
-        self.config = dataclasses.replace(config or PhantomConfig(), size=int(size))
-        known = STRUCTURES + rib_names(self.config.n_rib_pairs)
-        self.structures = tuple(STRUCTURES if structures is None else structures)
-        for name in self.structures:
-            if name not in known:
-                raise ValueError(f"PhantomDataset: unknown structure {name!r}; expected one of {known}")
-
-    def __len__(self) -> int:
-        return self.n
-
-    def sample_seed(self, index: int) -> int:
-        return self.seed * 1_000_003 + index
-
-    def sample(self, index: int) -> PhantomSample:
-        """The full ground truth of item ``index`` (NumPy; every mask, finding masks, extras)."""
-        if not 0 <= index < self.n:
-            raise IndexError(f"PhantomDataset: index {index} out of range for length {self.n}")
-        return generate(self.sample_seed(index), self.config)
-
-    def __getitem__(self, index: int) -> dict:
-        s = self.sample(index)
-        size = self.config.size
-        masks = [s.masks[name] for name in self.structures]
-        masks = np.stack(masks) if masks else np.zeros((0, size, size), bool)
-        return {
-            "image": torch.from_numpy(s.image)[None],
-            "masks": torch.from_numpy(masks.astype(np.float32)),
-            "labels": torch.tensor([float(s.findings[f]) for f in FINDINGS]),
-            "landmarks": torch.tensor([s.landmarks[k] for k in LANDMARKS], dtype=torch.float32),
-            "patient_id": s.patient_id,
-            "index": index,
-        }
-
-
-# ----------------------------------------------------------------------------------------------------
-# Exports (edenkit.data.phantom_export) and the `python -m edenkit phantom` command
-# ----------------------------------------------------------------------------------------------------
-
-
-def __getattr__(name: str):
-    # The writers live in phantom_export, which imports this module; resolving them lazily keeps
-    # `from edenkit.data.phantom import export_chestxray14` working without an import cycle.
-    if name in ("export_chestxray14", "export_jsrt_scr"):
-        from edenkit.data import phantom_export
-
-        return getattr(phantom_export, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _prevalence(items: list[str] | None) -> dict[str, float]:
-    out = dict(PhantomConfig().prevalence)
-    for item in items or []:
-        name, _, value = item.partition("=")
-        if name not in FINDINGS or not value:
-            raise ValueError(f"--prevalence {item!r}: expected FINDING=P with FINDING one of {FINDINGS}")
-        out[name] = float(value)
-    return out
-
-
-def add_arguments(parser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True)
-    gen = sub.add_parser("generate", help="write N phantom PNGs, overlays and their ground truth (JSON)")
-    exp = sub.add_parser("export", help="write N phantoms in a real dataset's on-disk layout")
-    bench = sub.add_parser("bench", help="print the generation rate (images/s, one core)")
-    for p in (gen, exp):
-        p.add_argument("--out", required=True, help="output folder")
-        p.add_argument("--n", type=int, default=16, help="number of images")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--prevalence", nargs="*", metavar="FINDING=P", help="e.g. nodule=0.3 effusion=0.2")
-    gen.add_argument("--size", type=int, default=256)
-    exp.add_argument("--layout", required=True, choices=("chestxray14", "jsrt_scr"))
-    exp.add_argument(
-        "--size", type=int, default=None, help="pixels (default: the real dataset's, 1024 / 2048)"
-    )
-    exp.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    bench.add_argument("--n", type=int, default=200, help="images per size")
-    bench.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
-    bench.add_argument("--json", default=None, help="also write the rates to this JSON file")
-
-
-def run(args) -> int:
-    import json
-
-    from edenkit.data import phantom_export
-
-    if args.action == "bench":
-        rates = benchmark(args.sizes, args.n)
-        for size, rate in rates.items():
-            print(
-                f"phantom {size:>4} px: {rate['cpu']:7.1f} images/s by CPU time ({1000.0 / rate['cpu']:5.1f} ms "
-                f"per image), {rate['wall']:7.1f} images/s by wall clock (one thread, {args.n} images)"
-            )
-        if args.json:
-            from pathlib import Path
-
-            Path(args.json).write_text(json.dumps({"images_per_second": rates, "n": args.n}, indent=2) + "\n")
-        return 0
-    config = PhantomConfig(prevalence=_prevalence(args.prevalence))
-    if args.action == "generate":
-        out = phantom_export.write_samples(args.out, args.n, args.size, args.seed, config)
-    elif args.layout == "chestxray14":
-        out = phantom_export.export_chestxray14(
-            args.out, args.n, args.size or 1024, args.seed, config=config, overwrite=args.overwrite
-        )
-    else:
-        out = phantom_export.export_jsrt_scr(
-            args.out, args.n, args.seed, size=args.size or 2048, config=config, overwrite=args.overwrite
-        )
-    print(f"wrote {args.n} phantoms to {out}")
-    return 0
-
-
-def benchmark(sizes=(64, 128, 256), n: int = 200) -> dict[int, dict[str, float]]:
-    """Images per second of :func:`generate` at each size on one thread: from wall-clock time, and
-    from this process's CPU time (which other programs on a busy machine do not inflate)."""
-    import time
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # NumPy and SciPy run these operations on one thread anyway
-    try:
-        rates = {}
-        for size in sizes:
-            generate(0, size=size)  # warm-up
-            wall, cpu = time.perf_counter(), time.process_time()
-            for seed in range(n):
-                generate(seed, size=size)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            rates[int(size)] = {"wall": n / wall, "cpu": n / max(cpu, 1e-9)}
-        return rates
-    finally:
-        torch.set_num_threads(threads)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torchvision
 
-from edenkit.models.moco import MoCo
+from edenkit.moco import MoCo
 
 
 def tiny_moco(**kwargs) -> MoCo:

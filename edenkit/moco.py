@@ -3,7 +3,7 @@
 In the spirit of facebookresearch/moco's ``builder.py``: a query encoder (student) trained by SGD, a
 key encoder (teacher) that is an exponential moving average of it, and a FIFO queue of past keys that
 serves as negatives. Adam is this model fed with anatomy-decomposed anchors and trained with the
-purposive pruner; the loss lives in ``edenkit.losses`` and the training step in ``edenkit.engine``, so
+purposive pruner; the loss lives in ``edenkit.pruner`` and the training step in ``edenkit.engine``, so
 this module only embeds and keeps the teacher and the queue.
 
 Per step the engine calls ``q, k = model(view1, view2)`` (EMA update first, then keys), computes the

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edenkit.data.transforms import TwoViewAugment
+from edenkit.augmentation import TwoViewAugment
 
 Mode = Literal["paper", "grid"]
 MODES = ("paper", "grid")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edenkit.checkpoint import random_state_dict
-from edenkit.finetune import (
+from edenkit.transfer.finetune import (
     FinetuneConfig,
     MaskGroups,
     auc_scores,
@@ -136,7 +136,7 @@ def test_phantom_transfer_tasks():
 
 def test_scr_transfer_task_reads_the_real_format(tmp_path):
     """SCR through the real loader, on phantoms written in the JSRT/SCR layout: fold 1 -> train/val, fold 2 -> test."""
-    from edenkit.data.phantom_export import export_jsrt_scr
+    from edenkit.phantom.export import export_jsrt_scr
 
     export_jsrt_scr(tmp_path / "data", n=8, seed=0, size=64)
     train, val, test, classes = transfer_splits("scr_clavicle", size=32, seed=0, data_root=tmp_path / "data",

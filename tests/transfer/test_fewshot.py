@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-import edenkit.fewshot as fewshot
-from edenkit.finetune import FinetuneConfig
+import edenkit.transfer.fewshot as fewshot
+from edenkit.transfer.finetune import FinetuneConfig
 
 
 def test_trial_indices_are_fixed_nested_and_differ_between_trials():

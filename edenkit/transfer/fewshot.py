@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Subset
 
 from edenkit.analysis.stats import mean_std
-from edenkit.finetune import (
+from edenkit.transfer.finetune import (
     STRUCTURE_GROUPS,
     FinetuneConfig,
     MaskGroups,
@@ -60,7 +60,7 @@ def run_fewshot(
     """Fine-tune every encoder on every (task, n, trial); return per-trial test Dice (fractions).
 
     ``pool``, ``val_set`` and ``test_set`` are item lists/datasets with ``masks`` named by ``structures``
-    (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.finetune.STRUCTURE_GROUPS`.
+    (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.transfer.finetune.STRUCTURE_GROUPS`.
     ``workers`` > 1 runs the fine-tunings in that many single-threaded processes.
     Returns ``{"dice": {method: {task: {n: [dice per trial]}}}, "seconds": {method: s}, "shots", "trials",
     "config"}``.
@@ -110,7 +110,7 @@ def to_json(results: dict) -> str:
 
 def phantom_fewshot_data(pool_size: int, n_val: int, n_test: int, size: int, seed: int = 0):
     """In-memory phantom pool, validation and test sets (disjoint patients) and their mask names."""
-    from edenkit.data.phantom import PhantomDataset
+    from edenkit.phantom import PhantomDataset
 
     datasets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1) for k, n in enumerate((pool_size, n_val, n_test))]
     return (*(in_memory(d) for d in datasets), datasets[0].structures)
@@ -156,7 +156,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from edenkit.checkpoint import resolve_encoder
-    from edenkit.finetune import parse_encoder_specs
+    from edenkit.transfer.finetune import parse_encoder_specs
 
     if args.data == "scr":
         if not args.data_root:

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edenkit.losses import info_nce, pruning_profile, purposive_prune_mask
+from edenkit.analysis.pruning import pruning_profile
+from edenkit.pruner import info_nce, purposive_prune_mask
 
 
 def reference_loss(q, k, queue, tau, threshold):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edenkit.data.decomposer import AnatomyPairs, decompose, grid_shape, part_boxes, sample_seed
+from edenkit.decomposer import AnatomyPairs, decompose, grid_shape, part_boxes, sample_seed
 
 
 class TinyImages(Dataset):

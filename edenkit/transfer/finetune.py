@@ -351,7 +351,7 @@ def transfer_splits(name: str, size: int, seed: int = 0, data_root: str | Path |
         raise KeyError(f"unknown transfer task {name!r}; expected one of {sorted(TRANSFER_TASKS)}")
     task = TRANSFER_TASKS[name]
     if task.dataset == "phantom":
-        from edenkit.data.phantom import FINDINGS, PhantomDataset
+        from edenkit.phantom import FINDINGS, PhantomDataset
 
         sets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1) for k, n in enumerate(phantom_counts)]
         if task.kind == "segmentation":

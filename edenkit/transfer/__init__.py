@@ -1,0 +1,1 @@
+"""Transfer: fine-tuning for segmentation and classification, and the few-shot protocol."""
