@@ -7,12 +7,12 @@ renamed, so a kill never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from edenkit.files import atomic_write
 
 
 class CheckpointError(RuntimeError):
@@ -21,19 +21,7 @@ class CheckpointError(RuntimeError):
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
@@ -251,3 +239,26 @@ def resolve_encoder(spec: str | Path, arch: str | None = None, seed: int = 0) ->
     if arch is not None and detect_arch(state) != arch:
         raise CheckpointError(f"{spec}: holds a {detect_arch(state)} encoder, but --arch is {arch}")
     return state
+
+
+# ----------------------------------------------------------------------------------------------------
+# The --encoder / --arch arguments shared by the transfer and analysis commands
+# ----------------------------------------------------------------------------------------------------
+
+
+def add_encoder_arguments(parser) -> None:
+    """``--encoder [NAME=]SPEC`` (repeatable) and ``--arch``, as every transfer and analysis CLI takes them."""
+    parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
+                        help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
+    parser.add_argument("--arch", default="resnet18",
+                        help="resnet18 / resnet34 / resnet50, for 'random' and 'imagenet' (a checkpoint names its own)")
+
+
+def parse_encoder_specs(specs) -> dict[str, str]:
+    """``["adam=runs/x.pth", "random"]`` -> ``{"adam": "runs/x.pth", "random": "random"}``."""
+    named = {}
+    for spec in specs:
+        name, _, value = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        named[name] = value
+    return named
+

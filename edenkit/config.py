@@ -9,6 +9,7 @@ YAML file (a path, or the name of a file in ``edenkit/configs``) plus command-li
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from pathlib import Path
@@ -170,3 +171,9 @@ def load_config(cls: type[T], name_or_path: str | Path | None = None, overrides:
         data = read_yaml(path)
     data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
+
+
+def default_data_root() -> Path:
+    """Where real datasets live: ``$EDENKIT_DATA`` or ``./datasets``."""
+    return Path(os.environ.get("EDENKIT_DATA", "datasets")).expanduser()
+

@@ -9,15 +9,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from edenkit.config import default_data_root
+
 PACKAGES = (
     "torch", "torchvision", "numpy", "scikit-learn", "segmentation-models-pytorch", "matplotlib",
     "papermill", "nbval", "ipywidgets", "pydicom",
 )
-
-
-def default_data_root() -> Path:
-    """Where real datasets live: ``$EDENKIT_DATA`` or ``./datasets``."""
-    return Path(os.environ.get("EDENKIT_DATA", "datasets")).expanduser()
 
 
 def report(data_root: str | Path | None = None) -> dict:

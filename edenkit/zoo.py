@@ -30,8 +30,7 @@ import torch
 import yaml
 
 from edenkit.checkpoint import export_encoder
-from edenkit.config import to_dict
-from edenkit.doctor import default_data_root
+from edenkit.config import default_data_root, to_dict
 from edenkit.models.backbones import build_resnet
 from edenkit.pretrain import (
     RESUMABLE_CHANGES,

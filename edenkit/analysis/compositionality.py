@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from edenkit.analysis.embeddings import embed
+from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs
 
 SPLITS = {2: "two halves (vertical cut)", 3: "three vertical strips", 4: "2 x 2 grid"}
 
@@ -96,9 +97,7 @@ def compositionality_report(encoder: torch.nn.Module, patches: torch.Tensor, spl
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
-                        help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
-    parser.add_argument("--arch", default="resnet18", help="for 'random' / 'imagenet'")
+    add_encoder_arguments(parser)
     parser.add_argument("--images", default=None, help="a folder of PNGs (default: phantom images)")
     parser.add_argument("--n", type=int, default=50, help="images")
     parser.add_argument("--size", type=int, default=128)
@@ -128,9 +127,8 @@ def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0) -> 
 
 def run(args) -> int:
     from edenkit.analysis.embeddings import load_encoder
-    from edenkit.analysis.stats import mean_std
     from edenkit.checkpoint import resolve_encoder
-    from edenkit.transfer.finetune import parse_encoder_specs
+    from edenkit.stats import mean_std
 
     patches = random_patches(load_images(args.images, args.n, args.size, args.seed), args.patch_size,
                              args.per_image, args.seed)

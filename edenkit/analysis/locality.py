@@ -26,6 +26,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
 from edenkit.analysis.embeddings import embed
+from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs
 
 
 def landmark_patches(images: torch.Tensor, landmarks: torch.Tensor, patch_size: int,
@@ -155,9 +156,7 @@ def read_landmark_file(path: str | Path, size: int, landmark_names: Sequence[str
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
-                        help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
-    parser.add_argument("--arch", default="resnet18", help="for 'random' / 'imagenet'")
+    add_encoder_arguments(parser)
     parser.add_argument("--landmarks", default=None, help="CSV image,patient_id,landmark,x,y (default: phantom)")
     parser.add_argument("--n", type=int, default=100, help="phantom images")
     parser.add_argument("--size", type=int, default=128)
@@ -172,7 +171,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from edenkit.analysis.embeddings import load_encoder
     from edenkit.checkpoint import resolve_encoder
-    from edenkit.transfer.finetune import parse_encoder_specs
 
     if args.landmarks:
         images, landmarks, groups = read_landmark_file(args.landmarks, args.size)

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from edenkit.analysis.stats import mean_std
+from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs
+from edenkit.stats import mean_std
 from edenkit.transfer.finetune import (
     STRUCTURE_GROUPS,
     FinetuneConfig,
@@ -132,9 +133,7 @@ def scr_fewshot_data(root: str | Path, size: int = 224, val_fraction: float = 0.
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
-                        help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
-    parser.add_argument("--arch", default="resnet18")
+    add_encoder_arguments(parser)
     parser.add_argument("--data", choices=("phantom", "scr"), default="phantom")
     parser.add_argument("--data-root", default=None, help="folder holding scr/ and jsrt/ (for --data scr)")
     parser.add_argument("--size", type=int, default=128)
@@ -156,7 +155,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from edenkit.checkpoint import resolve_encoder
-    from edenkit.transfer.finetune import parse_encoder_specs
 
     if args.data == "scr":
         if not args.data_root:

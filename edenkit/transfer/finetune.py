@@ -5,7 +5,7 @@ The paper's transfer protocol (METHOD.md, "Evaluation protocols"):
   on a validation split; Dice (and IoU for ChestX-Det) on the test split;
 - classification: the ResNet with a linear head, Adam lr 2e-4, BCE, per-class and mean AUC;
 - several seeded runs, reported as mean and std, methods compared with t-tests
-  (``edenkit.analysis.stats``).
+  (``edenkit.stats``).
 
 Datasets are the kit's item dicts (``image`` [1, H, W] in [0, 1] plus ``masks`` [S, H, W] or ``labels``
 [C]); a plain list of such dicts works too, which is how small sets are kept in memory.
@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from edenkit.checkpoint import load_into_resnet, load_into_unet
+from edenkit.checkpoint import add_encoder_arguments, load_into_resnet, load_into_unet, parse_encoder_specs
 from edenkit.models.backbones import GreyEncoder
 from edenkit.models.segmentation import DEFAULT_DECODER_CHANNELS, SegmentationUNet
 
@@ -403,9 +403,7 @@ def run_transfer(name: str, encoder_state: dict[str, torch.Tensor] | None, split
 
 def add_arguments(parser) -> None:
     parser.add_argument("--task", required=True, choices=sorted(TRANSFER_TASKS))
-    parser.add_argument("--encoder", action="append", required=True, metavar="[NAME=]SPEC",
-                        help="checkpoint path, 'random' or 'imagenet' (local file only); repeat to compare")
-    parser.add_argument("--arch", default="resnet18", help="resnet18 / resnet34 / resnet50")
+    add_encoder_arguments(parser)
     parser.add_argument("--data-root", default=None, help="folder of the real datasets (not for phantom_* tasks)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (224 in the paper)")
     parser.add_argument("--phantom-counts", type=int, nargs=3, default=[64, 16, 32], metavar=("TRAIN", "VAL", "TEST"))
@@ -420,18 +418,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="JSON file to write")
 
 
-def parse_encoder_specs(specs: Sequence[str]) -> dict[str, str]:
-    """``["adam=runs/x.pth", "random"]`` -> ``{"adam": "runs/x.pth", "random": "random"}``."""
-    named = {}
-    for spec in specs:
-        name, _, value = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
-        named[name] = value
-    return named
-
 
 def run(args) -> int:
-    from edenkit.analysis.stats import mean_std
     from edenkit.checkpoint import resolve_encoder
+    from edenkit.stats import mean_std
 
     cfg = FinetuneConfig(arch=args.arch, lr=args.lr, batch_size=args.batch_size, max_steps=args.max_steps,
                          eval_every=args.eval_every, patience=args.patience, num_workers=args.num_workers,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from edenkit.checkpoint import random_state_dict
+from edenkit.checkpoint import parse_encoder_specs, random_state_dict
 from edenkit.transfer.finetune import (
     FinetuneConfig,
     MaskGroups,
@@ -14,7 +14,6 @@ from edenkit.transfer.finetune import (
     finetune_segmentation,
     iou_score,
     map_jobs,
-    parse_encoder_specs,
     train_with_early_stopping,
     transfer_splits,
 )

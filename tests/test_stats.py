@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from edenkit.analysis.stats import compare, format_mean_std, mean_std
+from edenkit.stats import compare, format_mean_std, mean_std
 
 
 def test_mean_std_sample_deviation():
