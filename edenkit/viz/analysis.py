@@ -18,6 +18,7 @@ from scipy.stats import gaussian_kde
 
 from edenkit import paper
 from edenkit.analysis.compositionality import part_boxes
+from edenkit.viz.common import show_grey
 
 METHOD_COLOURS = {"adam": "tab:red", "mocov2": "tab:blue", "random": "tab:gray", "imagenet": "tab:green"}
 METHOD_LABELS = {"adam": "Adam (kit)", "mocov2": "MoCo-v2 (kit)", "random": "random init", "imagenet": "ImageNet"}
@@ -31,13 +32,6 @@ def _colour(method: str, index: int) -> str:
     return METHOD_COLOURS.get(method, f"C{index}")
 
 
-def _grey(ax, image, title: str | None = None) -> None:
-    image = image.squeeze(0) if isinstance(image, torch.Tensor) and image.ndim == 3 else image
-    ax.imshow(np.asarray(image), cmap="gray", vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -51,7 +45,7 @@ def show_landmark_patches(image: torch.Tensor, landmarks, names: Sequence[str], 
     fig = plt.figure(figsize=(12, 4.2))
     grid = fig.add_gridspec(2, n // 2 + 2 + n % 2)
     ax = fig.add_subplot(grid[:, :2])
-    _grey(ax, image, "landmarks and their patches")
+    show_grey(ax, image, "landmarks and their patches")
     cmap = plt.get_cmap("tab10")
     points = np.asarray(landmarks)
     for i, (x, y) in enumerate(points):
@@ -64,7 +58,7 @@ def show_landmark_patches(image: torch.Tensor, landmarks, names: Sequence[str], 
     cols = n // 2 + n % 2
     for i in range(n):
         sub = fig.add_subplot(grid[i // cols, 2 + i % cols])
-        _grey(sub, patches[i], names[i].replace("_", " "))
+        show_grey(sub, patches[i], names[i].replace("_", " "))
         for spine in sub.spines.values():
             spine.set_edgecolor(cmap(i))
             spine.set_linewidth(2)
@@ -103,9 +97,9 @@ def show_splits(patch: torch.Tensor, splits: Sequence[int] = (2, 3, 4)) -> Figur
     """A whole patch and its 2-, 3- and 4-part splits."""
     height, width = patch.shape[-2:]
     fig, axes = plt.subplots(1, len(splits) + 1, figsize=(2.6 * (len(splits) + 1), 2.9), squeeze=False)
-    _grey(axes[0, 0], patch, "whole")
+    show_grey(axes[0, 0], patch, "whole")
     for ax, n in zip(axes[0, 1:], splits):
-        _grey(ax, patch, f"{n} parts")
+        show_grey(ax, patch, f"{n} parts")
         for y0, x0, y1, x1 in part_boxes(height, width, n):
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="gold", lw=1.5))
     fig.tight_layout()
@@ -223,7 +217,7 @@ def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: d
         panels = [("ground truth", targets[r])] + [(_label(m), p[r]) for m, p in predictions.items()]
         for c, (name, mask) in enumerate(panels):
             ax = axes[r, c]
-            _grey(ax, images[r], name if r == 0 else None)
+            show_grey(ax, images[r], name if r == 0 else None)
             ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="yellow" if c == 0 else "red",
                        linewidths=1)
     if title:

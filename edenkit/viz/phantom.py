@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from edenkit.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, generate
 from edenkit.phantom.overlay import STRUCTURE_COLOURS, overlay
-from edenkit.viz.widgets import figure_png
+from edenkit.viz.common import figure_png, show_grey
 
 # The part-whole hierarchy the phantom knows, as (node, parent) pairs, parents first. A whole's mask
 # is the union of its parts' masks (the chest: the body outline; the mediastinum also holds the space
@@ -69,12 +69,6 @@ def structure_mask(sample: PhantomSample, node: str) -> np.ndarray:
     return union | extra["mediastinum"] if node == "mediastinum" else union
 
 
-def _grey(ax, image: np.ndarray, title: str | None = None) -> None:
-    ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
 
 
 def _findings_title(sample: PhantomSample) -> str:
@@ -92,7 +86,7 @@ def _legend_handles():
 def anatomy_overlay(sample: PhantomSample) -> Figure:
     """One patient: the radiograph, and the same with every mask and the ten landmarks named."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.6))
-    _grey(left, sample.image, f"phantom radiograph ({sample.image.shape[0]} px)")
+    show_grey(left, sample.image, f"phantom radiograph ({sample.image.shape[0]} px)")
     right.imshow(overlay(sample, landmarks=False))
     right.set_xticks([])
     right.set_yticks([])
@@ -122,7 +116,7 @@ def gallery(samples: list[PhantomSample], ncols: int = 4, with_overlay: bool = T
     for i, sample in enumerate(samples):
         ax = axes.flat[i * per]
         ax.axis("on")
-        _grey(ax, sample.image, f"#{i}: {_findings_title(sample)}")
+        show_grey(ax, sample.image, f"#{i}: {_findings_title(sample)}")
         if with_overlay:
             ax = axes.flat[i * per + 1]
             ax.imshow(overlay(sample))
@@ -139,12 +133,12 @@ def variation(samples: list[PhantomSample]) -> Figure:
     patient, and where each landmark falls."""
     images = np.stack([s.image for s in samples])
     fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
-    _grey(axes[0], images.mean(0), f"mean of {len(samples)} patients")
+    show_grey(axes[0], images.mean(0), f"mean of {len(samples)} patients")
     axes[1].imshow(images.std(0), cmap="magma")
     axes[1].set_xticks([])
     axes[1].set_yticks([])
     axes[1].set_title("per-pixel standard deviation", fontsize=9)
-    _grey(axes[2], images.mean(0), "outlines: heart (red), lungs (blue)")
+    show_grey(axes[2], images.mean(0), "outlines: heart (red), lungs (blue)")
     for s in samples:
         axes[2].contour(s.masks["heart"], levels=[0.5], colors=["tab:red"], linewidths=0.6, alpha=0.6)
         axes[2].contour(
@@ -154,7 +148,7 @@ def variation(samples: list[PhantomSample]) -> Figure:
             linewidths=0.5,
             alpha=0.5,
         )
-    _grey(axes[3], images.mean(0), "the ten landmarks in every patient")
+    show_grey(axes[3], images.mean(0), "the ten landmarks in every patient")
     for i, name in enumerate(LANDMARKS):
         xy = np.array([s.landmarks[name] for s in samples])
         axes[3].scatter(xy[:, 0], xy[:, 1], s=8, color=LANDMARK_COLOURS[i], label=name.replace("_", " "))
@@ -224,7 +218,7 @@ def findings(seed: int, size: int = 256) -> Figure:
         sample = generate(
             seed, PhantomConfig(size=size, prevalence={**dict.fromkeys(FINDINGS, 0.0), **prevalence})
         )
-        _grey(axes[0, col], sample.image, f"{title} (CTR {sample.info['cardiothoracic_ratio']:.2f})")
+        show_grey(axes[0, col], sample.image, f"{title} (CTR {sample.info['cardiothoracic_ratio']:.2f})")
         axes[1, col].imshow(overlay(sample, ribs=False, landmarks=False))
         axes[1, col].set_xticks([])
         axes[1, col].set_yticks([])
@@ -236,7 +230,7 @@ def findings(seed: int, size: int = 256) -> Figure:
 def explorer(size: int = 192, seed: int = 0):
     """An ipywidgets explorer: seed, size, findings and overlay; redraws one patient on each change.
 
-    The picture is an ``ipywidgets.Image`` (see ``edenkit.viz.widgets``).
+    The picture is an ``ipywidgets.Image`` (see ``edenkit.viz.common``).
     """
     import ipywidgets as widgets
 
@@ -266,6 +260,6 @@ def explorer_figure(seed: int, size: int, chosen: tuple[str, ...], with_overlay:
     if with_overlay:
         return anatomy_overlay(sample)
     fig, ax = plt.subplots(figsize=(5, 5))
-    _grey(ax, sample.image, _findings_title(sample))
+    show_grey(ax, sample.image, _findings_title(sample))
     fig.tight_layout()
     return fig

@@ -15,19 +15,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from edenkit.decomposer import AnatomyPairs, Mode, decompose, part_boxes
-from edenkit.viz.widgets import figure_png
+from edenkit.viz.common import figure_png, show_grey
 
 SAME_COLOUR = "tab:red"  # negatives that show the query's own anatomy (semantic collisions)
 OTHER_COLOUR = "tab:blue"  # genuine negatives: other anatomy
 
 
-def _grey(ax, image, title: str | None = None) -> None:
-    image = image.squeeze(0) if isinstance(image, torch.Tensor) and image.ndim == 3 else image
-    ax.imshow(np.asarray(image), cmap="gray", vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
 
 
 def _draw_parts(ax, height: int, width: int, n: int, mode: Mode, highlight: int | None = None) -> None:
@@ -54,7 +47,7 @@ def show_parts(image: torch.Tensor, levels=(0, 1, 2, 3, 4), mode: Mode = "paper"
     height, width = image.shape[-2:]
     fig, axes = plt.subplots(1, len(levels), figsize=(2.6 * len(levels), 2.9), squeeze=False)
     for ax, n in zip(axes[0], levels):
-        _grey(ax, image, _parts_title(f"n = {n}", len(part_boxes(height, width, n, mode))))
+        show_grey(ax, image, _parts_title(f"n = {n}", len(part_boxes(height, width, n, mode))))
         _draw_parts(ax, height, width, n, mode)
     fig.suptitle(f"Anatomy decomposer, {mode} mode", fontsize=11)
     fig.tight_layout()
@@ -67,7 +60,7 @@ def compare_modes(image: torch.Tensor, levels=(1, 2, 3, 4)) -> Figure:
     fig, axes = plt.subplots(2, len(levels), figsize=(2.6 * len(levels), 5.6), squeeze=False)
     for row, mode in enumerate(("paper", "grid")):
         for ax, n in zip(axes[row], levels):
-            _grey(ax, image, _parts_title(f"{mode}, n = {n}", len(part_boxes(height, width, n, mode))))
+            show_grey(ax, image, _parts_title(f"{mode}, n = {n}", len(part_boxes(height, width, n, mode))))
             _draw_parts(ax, height, width, n, mode)
     fig.tight_layout()
     return fig
@@ -78,7 +71,7 @@ def show_part_across_patients(images: list[torch.Tensor], n: int, part: int, mod
     fig, axes = plt.subplots(1, len(images), figsize=(1.9 * len(images), 2.2), squeeze=False)
     for i, (ax, image) in enumerate(zip(axes[0], images)):
         y0, x0, y1, x1 = part_boxes(image.shape[-2], image.shape[-1], n, mode)[part]
-        _grey(ax, image[..., y0:y1, x0:x1], f"patient {i}")
+        show_grey(ax, image[..., y0:y1, x0:x1], f"patient {i}")
     fig.suptitle(f"part {part} at n = {n} in {len(images)} patients", fontsize=10)
     fig.tight_layout()
     return fig
@@ -93,11 +86,11 @@ def show_anchor_views(pairs: AnatomyPairs, indices, parts=None) -> Figure:
         image = pairs.base_dataset[index]["image"]
         item = pairs.pair(index, part)
         y0, x0, y1, x1 = item["box"].tolist()
-        _grey(row[0], image, f"image {index}, n = {pairs.n}")
+        show_grey(row[0], image, f"image {index}, n = {pairs.n}")
         _draw_parts(row[0], image.shape[-2], image.shape[-1], pairs.n, pairs.mode, highlight=item["part"])
-        _grey(row[1], image[:, y0:y1, x0:x1], f"anchor = part {item['part']}")
-        _grey(row[2], item["view1"], "view 1 (query)")
-        _grey(row[3], item["view2"], "view 2 (key)")
+        show_grey(row[1], image[:, y0:y1, x0:x1], f"anchor = part {item['part']}")
+        show_grey(row[2], item["view1"], "view 1 (query)")
+        show_grey(row[3], item["view2"], "view 2 (key)")
     fig.tight_layout()
     return fig
 
@@ -107,9 +100,9 @@ def show_views(anchor: torch.Tensor, augment, count: int = 8, seed: int = 0) -> 
     generator = torch.Generator().manual_seed(seed)
     views = [v for _ in range(math.ceil(count / 2)) for v in augment(anchor, generator)][:count]
     fig, axes = plt.subplots(1, count + 1, figsize=(1.7 * (count + 1), 2.0), squeeze=False)
-    _grey(axes[0][0], anchor, "anchor")
+    show_grey(axes[0][0], anchor, "anchor")
     for i, (ax, view) in enumerate(zip(axes[0][1:], views)):
-        _grey(ax, view, f"view {i + 1}")
+        show_grey(ax, view, f"view {i + 1}")
     fig.tight_layout()
     return fig
 
@@ -142,7 +135,7 @@ def decomposer_explorer(base_dataset, view_size: int, seed: int = 0):
     part_slider = widgets.IntSlider(value=0, min=0, max=3, description="anchor part")
     mode_toggle = widgets.ToggleButtons(options=["paper", "grid"], value="paper", description="mode")
     epoch_slider = widgets.IntSlider(value=0, min=0, max=20, description="epoch")
-    picture = widgets.Image(format="png")  # not an Output widget: see edenkit.viz.widgets
+    picture = widgets.Image(format="png")  # not an Output widget: see edenkit.viz.common
 
     def redraw(_change=None) -> None:
         pairs = AnatomyPairs(base_dataset, level_slider.value, view_size, mode_toggle.value, seed)
