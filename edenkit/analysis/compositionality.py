@@ -30,14 +30,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edenkit.analysis.embeddings import embed
-from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs
+from edenkit.analysis.embeddings import embed, load_encoder
+from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs, resolve_encoder
+from edenkit.data.datasets import read_grey, resize_image
+from edenkit.phantom import PhantomDataset
+from edenkit.stats import mean_std
 
 SPLITS = {2: "two halves (vertical cut)", 3: "three vertical strips", 4: "2 x 2 grid"}
 
 
-def part_boxes(height: int, width: int, n_parts: int) -> list[tuple[int, int, int, int]]:
-    """The (y0, x0, y1, x1) boxes of the ``n_parts`` split of a ``height`` x ``width`` patch (half-open)."""
+def sub_patch_boxes(height: int, width: int, n_parts: int) -> list[tuple[int, int, int, int]]:
+    """The (y0, x0, y1, x1) boxes of the ``n_parts`` split of a ``height`` x ``width`` patch (half-open).
+
+    Not the decomposer's ``edenkit.decomposer.part_boxes`` (the parts of an image at a curriculum level):
+    these are the sub-patches of :data:`SPLITS` that one whole is compared with.
+    """
     if n_parts == 2:
         cols, rows = 2, 1
     elif n_parts == 3:
@@ -75,7 +82,7 @@ def compositionality_scores(encoder: torch.nn.Module, patches: torch.Tensor, n_p
     height, width = patches.shape[-2:]
     whole = embed(encoder, patches, input_size, batch_size)
     parts_sum = np.zeros_like(whole)
-    for y0, x0, y1, x1 in part_boxes(height, width, n_parts):
+    for y0, x0, y1, x1 in sub_patch_boxes(height, width, n_parts):
         parts_sum += embed(encoder, patches[..., y0:y1, x0:x1], input_size, batch_size)
     if center:
         whole, parts_sum = whole - whole.mean(0), parts_sum - parts_sum.mean(0)
@@ -113,12 +120,8 @@ def add_arguments(parser) -> None:
 def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0) -> torch.Tensor:
     """[n, 1, size, size]: the first ``n`` PNGs of ``folder`` (sorted), or phantom images when None."""
     if folder is None:
-        from edenkit.phantom import PhantomDataset
-
         dataset = PhantomDataset(n, size=size, seed=seed)
         return torch.stack([dataset[i]["image"] for i in range(n)])
-    from edenkit.data.datasets import read_grey, resize_image
-
     paths = sorted(Path(folder).glob("*.png"))[:n]
     if not paths:
         raise FileNotFoundError(f"no .png images in {folder}")
@@ -126,10 +129,6 @@ def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0) -> 
 
 
 def run(args) -> int:
-    from edenkit.analysis.embeddings import load_encoder
-    from edenkit.checkpoint import resolve_encoder
-    from edenkit.stats import mean_std
-
     patches = random_patches(load_images(args.images, args.n, args.size, args.seed), args.patch_size,
                              args.per_image, args.seed)
     results = {"data": args.images or "phantom", "n_patches": len(patches), "patch_size": args.patch_size,

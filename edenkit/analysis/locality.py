@@ -25,8 +25,10 @@ from sklearn.metrics import accuracy_score, silhouette_score
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
-from edenkit.analysis.embeddings import embed
-from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs
+from edenkit.analysis.embeddings import embed, load_encoder
+from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs, resolve_encoder
+from edenkit.data.datasets import read_grey, resize_image
+from edenkit.phantom import LANDMARKS, PhantomDataset
 
 
 def landmark_patches(images: torch.Tensor, landmarks: torch.Tensor, patch_size: int,
@@ -107,8 +109,6 @@ def locality_report(encoder: torch.nn.Module, images: torch.Tensor, landmarks: t
 
 def phantom_landmark_data(n: int, size: int, seed: int = 0):
     """``(images [n,1,H,W], landmarks [n,10,2], patient ids)`` from the phantom's ground truth."""
-    from edenkit.phantom import PhantomDataset
-
     items = [PhantomDataset(n, size=size, seed=seed)[i] for i in range(n)]
     return (torch.stack([it["image"] for it in items]), torch.stack([it["landmarks"] for it in items]),
             np.asarray([it["patient_id"] for it in items]))
@@ -121,9 +121,6 @@ def read_landmark_file(path: str | Path, size: int, landmark_names: Sequence[str
     scaled with it to ``size`` x ``size``. Every image must have every landmark of ``landmark_names``
     (default: the paper's 10, in the paper's order).
     """
-    from edenkit.data.datasets import read_grey, resize_image
-    from edenkit.phantom import LANDMARKS
-
     path = Path(path)
     names = tuple(landmark_names or LANDMARKS)
     rows: dict[str, dict] = {}
@@ -169,9 +166,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from edenkit.analysis.embeddings import load_encoder
-    from edenkit.checkpoint import resolve_encoder
-
     if args.landmarks:
         images, landmarks, groups = read_landmark_file(args.landmarks, args.size)
     else:

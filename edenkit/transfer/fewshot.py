@@ -18,16 +18,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs
+from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs, resolve_encoder
+from edenkit.data.datasets import SCR, group_split
+from edenkit.phantom import PhantomDataset
 from edenkit.stats import mean_std
-from edenkit.transfer.finetune import (
-    STRUCTURE_GROUPS,
-    FinetuneConfig,
-    MaskGroups,
-    finetune_segmentation,
-    in_memory,
-    map_jobs,
-)
+from edenkit.transfer.finetune import FinetuneConfig, finetune_segmentation, map_jobs
+from edenkit.transfer.tasks import STRUCTURE_GROUPS, MaskGroups, in_memory
 
 SHOTS = (3, 6, 12, 24)
 TASKS = ("heart", "clavicle")
@@ -61,7 +57,7 @@ def run_fewshot(
     """Fine-tune every encoder on every (task, n, trial); return per-trial test Dice (fractions).
 
     ``pool``, ``val_set`` and ``test_set`` are item lists/datasets with ``masks`` named by ``structures``
-    (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.transfer.finetune.STRUCTURE_GROUPS`.
+    (the phantom's or SCR's names); ``tasks`` are keys of :data:`edenkit.transfer.tasks.STRUCTURE_GROUPS`.
     ``workers`` > 1 runs the fine-tunings in that many single-threaded processes.
     Returns ``{"dice": {method: {task: {n: [dice per trial]}}}, "seconds": {method: s}, "shots", "trials",
     "config"}``.
@@ -111,16 +107,12 @@ def to_json(results: dict) -> str:
 
 def phantom_fewshot_data(pool_size: int, n_val: int, n_test: int, size: int, seed: int = 0):
     """In-memory phantom pool, validation and test sets (disjoint patients) and their mask names."""
-    from edenkit.phantom import PhantomDataset
-
     datasets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1) for k, n in enumerate((pool_size, n_val, n_test))]
     return (*(in_memory(d) for d in datasets), datasets[0].structures)
 
 
 def scr_fewshot_data(root: str | Path, size: int = 224, val_fraction: float = 0.2, seed: int = 0):
     """SCR: the labelled pool and the validation set from fold 1 (patient-disjoint), the test set = fold 2."""
-    from edenkit.data.datasets import SCR, group_split
-
     fold1 = SCR(root, "fold1", size)
     split = group_split([r.patient_id for r in fold1.records], {"pool": 1 - val_fraction, "val": val_fraction}, seed)
     pool, val = Subset(fold1, split["pool"]), Subset(fold1, split["val"])
@@ -154,8 +146,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from edenkit.checkpoint import resolve_encoder
-
     if args.data == "scr":
         if not args.data_root:
             raise SystemExit("fewshot: --data scr needs --data-root (the folder with scr/ and jsrt/)")

@@ -1,4 +1,4 @@
-"""Fine-tuning a pretrained encoder: segmentation and multi-label classification.
+"""Fine-tuning a pretrained encoder for segmentation or classification, and ``python -m edenkit finetune``.
 
 The paper's transfer protocol (METHOD.md, "Evaluation protocols"):
 - segmentation: U-Net with the pretrained ResNet encoder, Adam lr 1e-3, soft-Dice loss, early stopping
@@ -7,11 +7,10 @@ The paper's transfer protocol (METHOD.md, "Evaluation protocols"):
 - several seeded runs, reported as mean and std, methods compared with t-tests
   (``edenkit.stats``).
 
-Datasets are the kit's item dicts (``image`` [1, H, W] in [0, 1] plus ``masks`` [S, H, W] or ``labels``
-[C]); a plain list of such dicts works too, which is how small sets are kept in memory.
-Training is counted in optimizer steps rather than epochs, so that a 3-image few-shot set and a
-75,000-image set share one loop: evaluate every ``eval_every`` steps, keep the best weights, stop after
-``patience`` evaluations without improvement.
+The tasks and their splits are in :mod:`edenkit.transfer.tasks`, the metrics in
+:mod:`edenkit.transfer.metrics`. Training is counted in optimizer steps rather than epochs, so that a
+3-image few-shot set and a 75,000-image set share one loop: evaluate every ``eval_every`` steps, keep the
+best weights, stop after ``patience`` evaluations without improvement.
 """
 
 from __future__ import annotations
@@ -19,96 +18,30 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler
 
-from edenkit.checkpoint import add_encoder_arguments, load_into_resnet, load_into_unet, parse_encoder_specs
+from edenkit.checkpoint import (
+    add_encoder_arguments,
+    load_into_resnet,
+    load_into_unet,
+    parse_encoder_specs,
+    resolve_encoder,
+)
 from edenkit.models.backbones import GreyEncoder
 from edenkit.models.segmentation import DEFAULT_DECODER_CHANNELS, SegmentationUNet
-
-# ----------------------------------------------------------------------------------------------------
-# Metrics
-# ----------------------------------------------------------------------------------------------------
-
-
-def _overlap(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-    pred, target = pred.bool().flatten(-2), target.bool().flatten(-2)
-    inter = (pred & target).sum(-1).double()
-    return inter, pred.sum(-1).double(), target.sum(-1).double()
-
-
-def dice_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Dice 2|P∩T| / (|P| + |T|) per mask over the last two dims; 1 where both masks are empty."""
-    inter, p, t = _overlap(pred, target)
-    denom = p + t
-    return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
-
-
-def iou_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """IoU |P∩T| / |P∪T| per mask over the last two dims; 1 where both masks are empty."""
-    inter, p, t = _overlap(pred, target)
-    union = p + t - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
-
-def auc_scores(labels: np.ndarray, scores: np.ndarray, names: Sequence[str] | None = None) -> dict:
-    """Per-class ROC AUC and their mean (sklearn). A class with only one label value has no AUC (None)
-    and is left out of the mean, which says over how many classes it was taken."""
-    labels, scores = np.asarray(labels), np.asarray(scores)
-    if labels.shape != scores.shape or labels.ndim != 2:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must both be [N, C]")
-    names = list(names) if names is not None else [str(c) for c in range(labels.shape[1])]
-    per_class: dict[str, float | None] = {}
-    for c, name in enumerate(names):
-        column = labels[:, c]
-        per_class[name] = float(roc_auc_score(column, scores[:, c])) if 0 < column.sum() < len(column) else None
-    defined = [v for v in per_class.values() if v is not None]
-    return {"per_class": per_class, "mean": float(np.mean(defined)) if defined else float("nan"),
-            "n_classes": len(defined)}
-
-
-# ----------------------------------------------------------------------------------------------------
-# Data helpers
-# ----------------------------------------------------------------------------------------------------
-
-
-class MaskGroups(Dataset):
-    """Target classes made of named mask channels: ``{"clavicle": ("right_clavicle", "left_clavicle")}``
-    gives one channel that is the union of both clavicles (the SCR clavicle target)."""
-
-    def __init__(self, base, groups: dict[str, Sequence[str]], structures: Sequence[str] | None = None):
-        structures = list(structures if structures is not None else getattr(base, "structures", ()))
-        unknown = sorted({s for names in groups.values() for s in names} - set(structures))
-        if unknown:
-            raise KeyError(f"MaskGroups: no mask named {unknown}; the dataset has {structures}")
-        self.base = base
-        self.classes = tuple(groups)
-        self.channels = [[structures.index(s) for s in names] for names in groups.values()]
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> dict:
-        item = dict(self.base[index])
-        masks = item["masks"]
-        item["masks"] = torch.stack([masks[idx].amax(0) for idx in self.channels])
-        return item
-
-
-def in_memory(dataset, keys: Sequence[str] = ("image", "masks", "labels", "patient_id")) -> list[dict]:
-    """Every item of ``dataset`` computed once and kept (only ``keys``): small sets train faster."""
-    return [{k: v for k, v in dataset[i].items() if k in keys} for i in range(len(dataset))]
-
+from edenkit.stats import mean_std
+from edenkit.transfer.metrics import auc_scores, dice_score, iou_score
+from edenkit.transfer.tasks import TRANSFER_TASKS, transfer_splits
 
 # ----------------------------------------------------------------------------------------------------
 # Training loop shared by both tasks
@@ -159,9 +92,6 @@ def map_jobs(function: Callable, jobs: Sequence[dict], workers: int = 1):
         for job in jobs:
             yield function(**job)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     context = multiprocessing.get_context("spawn")  # safe inside Jupyter kernels and with threads
     with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         futures = [pool.submit(function, **job) for job in jobs]
@@ -303,88 +233,13 @@ def finetune_classification(encoder_state: dict[str, torch.Tensor] | None, train
 
 
 # ----------------------------------------------------------------------------------------------------
-# Transfer tasks: the phantom's and the paper's (METHOD.md), with their splits
+# A task of TRANSFER_TASKS
 # ----------------------------------------------------------------------------------------------------
-
-#: Segmentation targets as unions of named masks; the phantom and SCR share these names.
-STRUCTURE_GROUPS = {
-    "heart": ("heart",),
-    "clavicle": ("right_clavicle", "left_clavicle"),  # SCR's clavicle target: both, one class
-    "lungs": ("right_lung", "left_lung"),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class TransferTask:
-    dataset: str  # "phantom" or a name of edenkit.data.datasets.DATASETS
-    kind: str  # "segmentation" or "classification"
-    metric: str  # "dice", "iou" or "auc" (the paper's metric for the task)
-    splits: tuple[str, str | None, str] = ("train", "val", "test")  # val None: carved from train by patient
-    targets: tuple[str, ...] | None = None  # segmentation: keys of STRUCTURE_GROUPS (None: every mask)
-    options: tuple[tuple[str, object], ...] = ()  # keyword options of the dataset class
-
-
-TRANSFER_TASKS: dict[str, TransferTask] = {
-    "phantom_heart": TransferTask("phantom", "segmentation", "dice", targets=("heart",)),
-    "phantom_clavicle": TransferTask("phantom", "segmentation", "dice", targets=("clavicle",)),
-    "phantom_findings": TransferTask("phantom", "classification", "auc"),
-    "scr_heart": TransferTask("scr", "segmentation", "dice", ("fold1", None, "fold2"), ("heart",)),
-    "scr_clavicle": TransferTask("scr", "segmentation", "dice", ("fold1", None, "fold2"), ("clavicle",)),
-    "chestx_det": TransferTask("chestx_det", "segmentation", "iou", ("train", None, "test"), options=(("binary", True),)),
-    "siim_acr": TransferTask("siim_acr", "segmentation", "dice"),
-    "vindr_ribcxr": TransferTask("vindr_ribcxr", "segmentation", "dice", ("train", None, "val")),
-    "chestxray14": TransferTask("chestxray14", "classification", "auc"),
-    "vindr_cxr": TransferTask("vindr_cxr", "classification", "auc", ("train", None, "test")),
-    "shenzhen": TransferTask("shenzhen", "classification", "auc"),
-}
-
-
-def transfer_splits(name: str, size: int, seed: int = 0, data_root: str | Path | None = None,
-                    phantom_counts: tuple[int, int, int] = (64, 16, 32), val_fraction: float = 0.1):
-    """``(train, val, test, classes)`` for a task of :data:`TRANSFER_TASKS`.
-
-    Phantom sets are generated (disjoint patients, seeded) and kept in memory; real datasets are read
-    from ``data_root`` in their own formats, with the official splits where there are any and a
-    patient-disjoint validation split carved from the training split otherwise.
-    """
-    if name not in TRANSFER_TASKS:
-        raise KeyError(f"unknown transfer task {name!r}; expected one of {sorted(TRANSFER_TASKS)}")
-    task = TRANSFER_TASKS[name]
-    if task.dataset == "phantom":
-        from edenkit.phantom import FINDINGS, PhantomDataset
-
-        sets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1) for k, n in enumerate(phantom_counts)]
-        if task.kind == "segmentation":
-            sets = [MaskGroups(d, {t: STRUCTURE_GROUPS[t] for t in task.targets}) for d in sets]
-        return (*(in_memory(d) for d in sets), task.targets or FINDINGS)
-    if data_root is None:
-        raise ValueError(f"transfer task {name!r} reads the {task.dataset} dataset: give its data root")
-    from torch.utils.data import Subset
-
-    from edenkit.data.datasets import group_split, open_dataset
-
-    train_split, val_split, test_split = task.splits
-    options = dict(task.options)
-    train = open_dataset(task.dataset, data_root, train_split, size, **options)
-    test = open_dataset(task.dataset, data_root, test_split, size, **options)
-    if val_split is None:
-        parts = group_split([r.patient_id for r in train.records], {"train": 1 - val_fraction, "val": val_fraction},
-                            seed)
-        train, val = Subset(train, parts["train"]), Subset(train, parts["val"])
-    else:
-        val = open_dataset(task.dataset, data_root, val_split, size, **options)
-    base = test
-    if task.kind == "classification":
-        return train, val, test, base.label_names
-    if task.targets is None:
-        return train, val, test, base.mask_names
-    groups = {t: STRUCTURE_GROUPS[t] for t in task.targets}
-    return (*(MaskGroups(d, groups, base.mask_names) for d in (train, val, test)), task.targets)
 
 
 def run_transfer(name: str, encoder_state: dict[str, torch.Tensor] | None, splits, cfg: FinetuneConfig,
                  seed: int = 0, keep_model: bool = False) -> dict:
-    """Fine-tune on a task's splits (from :func:`transfer_splits`) and add the task's headline ``score``."""
+    """Fine-tune on a task's splits (from ``transfer_splits``) and add the task's headline ``score``."""
     task = TRANSFER_TASKS[name]
     train, val, test, classes = splits
     if task.kind == "segmentation":
@@ -418,11 +273,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="JSON file to write")
 
 
-
 def run(args) -> int:
-    from edenkit.checkpoint import resolve_encoder
-    from edenkit.stats import mean_std
-
     cfg = FinetuneConfig(arch=args.arch, lr=args.lr, batch_size=args.batch_size, max_steps=args.max_steps,
                          eval_every=args.eval_every, patience=args.patience, num_workers=args.num_workers,
                          device=args.device)

@@ -17,7 +17,8 @@ from matplotlib.patches import Rectangle
 from scipy.stats import gaussian_kde
 
 from edenkit import paper
-from edenkit.analysis.compositionality import part_boxes
+from edenkit.analysis.compositionality import sub_patch_boxes
+from edenkit.analysis.locality import landmark_patches
 from edenkit.viz.common import show_grey
 
 METHOD_COLOURS = {"adam": "tab:red", "mocov2": "tab:blue", "random": "tab:gray", "imagenet": "tab:green"}
@@ -52,8 +53,6 @@ def show_landmark_patches(image: torch.Tensor, landmarks, names: Sequence[str], 
         half = patch_size / 2
         ax.add_patch(Rectangle((x - half, y - half), patch_size, patch_size, fill=False, edgecolor=cmap(i), lw=1.5))
         ax.plot(x, y, "+", color=cmap(i), ms=6)
-    from edenkit.analysis.locality import landmark_patches
-
     patches, _, _ = landmark_patches(image[None], torch.as_tensor(points, dtype=torch.float32)[None], patch_size)
     cols = n // 2 + n % 2
     for i in range(n):
@@ -100,7 +99,7 @@ def show_splits(patch: torch.Tensor, splits: Sequence[int] = (2, 3, 4)) -> Figur
     show_grey(axes[0, 0], patch, "whole")
     for ax, n in zip(axes[0, 1:], splits):
         show_grey(ax, patch, f"{n} parts")
-        for y0, x0, y1, x1 in part_boxes(height, width, n):
+        for y0, x0, y1, x1 in sub_patch_boxes(height, width, n):
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="gold", lw=1.5))
     fig.tight_layout()
     return fig

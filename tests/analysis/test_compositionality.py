@@ -8,8 +8,8 @@ from edenkit.analysis.compositionality import (
     compositionality_report,
     compositionality_scores,
     cosine,
-    part_boxes,
     random_patches,
+    sub_patch_boxes,
 )
 from edenkit.analysis.embeddings import load_encoder
 from edenkit.checkpoint import random_state_dict
@@ -20,7 +20,7 @@ from edenkit.checkpoint import random_state_dict
 def test_parts_tile_the_patch_exactly(n, size):
     h, w = size
     cover = np.zeros((h, w), int)
-    boxes = part_boxes(h, w, n)
+    boxes = sub_patch_boxes(h, w, n)
     assert len(boxes) == n
     for y0, x0, y1, x1 in boxes:
         cover[y0:y1, x0:x1] += 1
@@ -28,11 +28,11 @@ def test_parts_tile_the_patch_exactly(n, size):
 
 
 def test_split_shapes():
-    assert part_boxes(8, 8, 2) == [(0, 0, 8, 4), (0, 4, 8, 8)]  # vertical cut: left | right
-    assert part_boxes(9, 9, 3) == [(0, 0, 9, 3), (0, 3, 9, 6), (0, 6, 9, 9)]  # three vertical strips
-    assert part_boxes(8, 8, 4) == [(0, 0, 4, 4), (0, 4, 4, 8), (4, 0, 8, 4), (4, 4, 8, 8)]  # 2 x 2
+    assert sub_patch_boxes(8, 8, 2) == [(0, 0, 8, 4), (0, 4, 8, 8)]  # vertical cut: left | right
+    assert sub_patch_boxes(9, 9, 3) == [(0, 0, 9, 3), (0, 3, 9, 6), (0, 6, 9, 9)]  # three vertical strips
+    assert sub_patch_boxes(8, 8, 4) == [(0, 0, 4, 4), (0, 4, 4, 8), (4, 0, 8, 4), (4, 4, 8, 8)]  # 2 x 2
     with pytest.raises(ValueError, match="n_parts"):
-        part_boxes(8, 8, 5)
+        sub_patch_boxes(8, 8, 5)
 
 
 class _AdditiveEncoder(torch.nn.Module):

@@ -1,0 +1,56 @@
+"""The transfer metrics: Dice and IoU per mask (segmentation_models_pytorch), ROC AUC per class (sklearn).
+
+Dice and IoU are computed per image and per class from the pixel counts of
+``segmentation_models_pytorch.metrics.get_stats``, in float64; a mask pair where both the prediction
+and the target are empty scores 1 (nothing to find, nothing found).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from sklearn.metrics import roc_auc_score
+
+#: Score of an empty prediction against an empty target (0 / 0 in both formulas): a perfect answer.
+EMPTY_PAIR_SCORE = 1.0
+
+
+def _pixel_counts(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(tp, fp, fn, tn)`` per mask over the last two dims, shaped like the leading dims, as float64."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+    leading = pred.shape[:-2]
+    # any non-zero value is "in the mask"; smp wants [N, C, ...] integer masks: one channel per mask
+    pred, target = (m.bool().reshape(-1, 1, m.shape[-2] * m.shape[-1]).long() for m in (pred, target))
+    stats = smp.metrics.get_stats(pred, target, mode="binary")
+    # float64 so that the ratios are exact to double precision (smp would divide int64 counts in float32)
+    return tuple(s.double().reshape(leading) for s in stats)
+
+
+def dice_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dice 2|P∩T| / (|P| + |T|) per mask over the last two dims; 1 where both masks are empty."""
+    return smp.metrics.f1_score(*_pixel_counts(pred, target), reduction="none", zero_division=EMPTY_PAIR_SCORE)
+
+
+def iou_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU |P∩T| / |P∪T| per mask over the last two dims; 1 where both masks are empty."""
+    return smp.metrics.iou_score(*_pixel_counts(pred, target), reduction="none", zero_division=EMPTY_PAIR_SCORE)
+
+
+def auc_scores(labels: np.ndarray, scores: np.ndarray, names: Sequence[str] | None = None) -> dict:
+    """Per-class ROC AUC and their mean (sklearn). A class with only one label value has no AUC (None)
+    and is left out of the mean, which says over how many classes it was taken."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    if labels.shape != scores.shape or labels.ndim != 2:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must both be [N, C]")
+    names = list(names) if names is not None else [str(c) for c in range(labels.shape[1])]
+    per_class: dict[str, float | None] = {}
+    for c, name in enumerate(names):
+        column = labels[:, c]
+        per_class[name] = float(roc_auc_score(column, scores[:, c])) if 0 < column.sum() < len(column) else None
+    defined = [v for v in per_class.values() if v is not None]
+    return {"per_class": per_class, "mean": float(np.mean(defined)) if defined else float("nan"),
+            "n_classes": len(defined)}
