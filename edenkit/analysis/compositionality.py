@@ -117,7 +117,7 @@ def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0) -> 
 
         dataset = PhantomDataset(n, size=size, seed=seed)
         return torch.stack([dataset[i]["image"] for i in range(n)])
-    from edenkit.data.datasets import read_grey, resize_image
+    from edenkit.data.formats import read_grey, resize_image
 
     paths = sorted(Path(folder).glob("*.png"))[:n]
     if not paths:

@@ -121,7 +121,7 @@ def read_landmark_file(path: str | Path, size: int, landmark_names: Sequence[str
     scaled with it to ``size`` x ``size``. Every image must have every landmark of ``landmark_names``
     (default: the paper's 10, in the paper's order).
     """
-    from edenkit.data.datasets import read_grey, resize_image
+    from edenkit.data.formats import read_grey, resize_image
     from edenkit.phantom import LANDMARKS
 
     path = Path(path)
