@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from edenkit.data.cache import build_cache, measure_read_rate
-from edenkit.data.datasets import open_dataset, open_image_dataset
+from edenkit.data.cache import build_cache, measure_read_rate, open_image_dataset
+from edenkit.data.datasets import open_dataset
 from edenkit.phantom import generate
 
 

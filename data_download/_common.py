@@ -112,6 +112,27 @@ def check(name: str, root: Path, splits: Sequence[str], **options) -> None:
         print(f"{name} {split}: {len(dataset)} images{extra}")
 
 
+def manual_steps(name: str, instructions: str, folders: dict[str, str | None], files: Sequence[str] = (), *,
+                 splits: Sequence[str], script: str, **options) -> Callable[[argparse.Namespace, Path], None]:
+    """The ``steps`` of a dataset that a person must download: arrange ``--from``, else say how.
+
+    ``folders`` and ``files`` are the standard layout under ``<data root>/<name>`` (see
+    :func:`arrange`: folder name -> file pattern to find it by when it has another name; single
+    files by name). When the layout is incomplete after arranging, :class:`ManualStepRequired`
+    carries ``instructions`` with ``{target}`` and ``{script}`` filled in; when it is complete,
+    :func:`check` opens ``splits`` with the kit's loader (``options`` go to it).
+    """
+    def steps(args: argparse.Namespace, root: Path) -> None:
+        target = root / name
+        if args.source:
+            arrange(args.source, target, folders, files)
+        if not all((target / part).exists() for part in [*folders, *files]):
+            raise ManualStepRequired(instructions.format(target=target, script=script))
+        check(name, root, splits, **options)
+
+    return steps
+
+
 def main(steps: Callable[[argparse.Namespace, Path], None], description: str,
          configure: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Run a script's steps; manual steps and bad layouts end with a message, not a traceback."""

@@ -7,9 +7,7 @@ Result: DATA/eyepacs/train/*.jpeg (and test/*.jpeg if you want them for pretrain
 
 from __future__ import annotations
 
-from _common import arrange, check, main
-
-from edenkit.data.download import ManualStepRequired
+from _common import main, manual_steps
 
 STEPS = """1. Make a Kaggle account, accept the rules of https://www.kaggle.com/c/diabetic-retinopathy-detection,
    create an API token (~/.kaggle/kaggle.json), then:
@@ -18,18 +16,10 @@ STEPS = """1. Make a Kaggle account, accept the rules of https://www.kaggle.com/
    (7z x train.zip.001), which gives train/*.jpeg.
 3. Run: python {script} --data-root <DATA> --from /path/to/the/folder/holding/train
 Expected afterwards: {target}/train/*.jpeg"""
-# the standard layout: folder -> file pattern to find it by when it has another name; single files
+# the standard layout: folder -> file pattern to find it by when it has another name
 FOLDERS = {"train": "*.jpeg"}
-FILES = ()
 
-
-def steps(args, root):
-    target = root / "eyepacs"
-    if args.source:
-        arrange(args.source, target, FOLDERS, FILES)
-    if not all((target / part).exists() for part in [*FOLDERS, *FILES]):
-        raise ManualStepRequired(STEPS.format(target=target, script=__file__))
-    check("eyepacs", root, ["train"])
+steps = manual_steps("eyepacs", STEPS, FOLDERS, splits=["train"], script=__file__)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ Result: DATA/siim_acr/dicom-images-train/**/<ImageId>.dcm and DATA/siim_acr/trai
 
 from __future__ import annotations
 
-from _common import arrange, check, main
-
-from edenkit.data.download import ManualStepRequired
+from _common import main, manual_steps
 
 STEPS = """1. Make a Kaggle account, accept the rules of the SIIM-ACR Pneumothorax Segmentation competition
    (https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation), and create an API token
@@ -24,14 +22,7 @@ Expected afterwards: {target}/dicom-images-train/ and {target}/train-rle.csv"""
 FOLDERS = {"dicom-images-train": "*.dcm"}
 FILES = ("train-rle.csv",)
 
-
-def steps(args, root):
-    target = root / "siim_acr"
-    if args.source:
-        arrange(args.source, target, FOLDERS, FILES)
-    if not all((target / part).exists() for part in [*FOLDERS, *FILES]):
-        raise ManualStepRequired(STEPS.format(target=target, script=__file__))
-    check("siim_acr", root, ["all"])
+steps = manual_steps("siim_acr", STEPS, FOLDERS, FILES, splits=["all"], script=__file__)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ Result: DATA/vindr_cxr/{train,test}/*.dicom and DATA/vindr_cxr/annotations/image
 
 from __future__ import annotations
 
-from _common import arrange, check, main
-
-from edenkit.data.download import ManualStepRequired
+from _common import main, manual_steps
 
 STEPS = """1. Become a credentialed PhysioNet user (https://physionet.org: account, CITI training, credentialing),
    then sign the data use agreement on https://physionet.org/content/vindr-cxr/1.0.0/
@@ -18,18 +16,10 @@ STEPS = """1. Become a credentialed PhysioNet user (https://physionet.org: accou
 3. Run: python {script} --data-root <DATA> --from physionet.org/files/vindr-cxr/1.0.0
    (the folder is linked, not copied)
 Expected afterwards: {target}/train, {target}/test, {target}/annotations"""
-# the standard layout: folder -> file pattern to find it by when it has another name; single files
+# the standard layout: folder -> file pattern to find it by when it has another name
 FOLDERS = {"train": "*.dicom", "test": None, "annotations": "image_labels_train.csv"}
-FILES = ()
 
-
-def steps(args, root):
-    target = root / "vindr_cxr"
-    if args.source:
-        arrange(args.source, target, FOLDERS, FILES)
-    if not all((target / part).exists() for part in [*FOLDERS, *FILES]):
-        raise ManualStepRequired(STEPS.format(target=target, script=__file__))
-    check("vindr_cxr", root, ["train", "test"])
+steps = manual_steps("vindr_cxr", STEPS, FOLDERS, splits=["train", "test"], script=__file__)
 
 
 if __name__ == "__main__":

@@ -7,26 +7,16 @@ Result: DATA/vindr_ribcxr/{train,val}/img/*.png and one rib annotation JSON per 
 
 from __future__ import annotations
 
-from _common import arrange, check, main
-
-from edenkit.data.download import ManualStepRequired
+from _common import main, manual_steps
 
 STEPS = """1. Request the data at https://vindr.ai/datasets/ribcxr (accept the data use agreement; a download
    link arrives by e-mail).
 2. Run: python {script} --data-root <DATA> --from /path/to/the/archive   (or the unpacked data/ folder)
 Expected afterwards: {target}/train/img/*.png, {target}/train/*.json, {target}/val/..."""
-# the standard layout: folder -> file pattern to find it by when it has another name; single files
+# the standard layout: folder -> file pattern to find it by when it has another name
 FOLDERS = {"train": None, "val": None}
-FILES = ()
 
-
-def steps(args, root):
-    target = root / "vindr_ribcxr"
-    if args.source:
-        arrange(args.source, target, FOLDERS, FILES)
-    if not all((target / part).exists() for part in [*FOLDERS, *FILES]):
-        raise ManualStepRequired(STEPS.format(target=target, script=__file__))
-    check("vindr_ribcxr", root, ["train", "val"])
+steps = manual_steps("vindr_ribcxr", STEPS, FOLDERS, splits=["train", "val"], script=__file__)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edenkit.config import ConfigError, parse_overrides, read_yaml
+from edenkit.files import atomic_write_json
 
 PROFILES = ("ci", "demo", "paper")
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")
@@ -177,9 +177,7 @@ def write_summary(path: Path, profile: str, results: list[dict]) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         kept = []  # no summary yet, or one we cannot read: start afresh
     summary = {"profile": profile, "results": sorted(kept + results, key=lambda r: r["notebook"])}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, summary)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ import torch
 
 from edenkit.analysis.embeddings import embed, load_encoder
 from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs, resolve_encoder
-from edenkit.data.datasets import read_grey, resize_image
+from edenkit.data.formats import read_grey, resize_image
 from edenkit.phantom import PhantomDataset
 from edenkit.stats import mean_std
 

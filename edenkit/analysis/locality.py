@@ -27,7 +27,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from edenkit.analysis.embeddings import embed, load_encoder
 from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs, resolve_encoder
-from edenkit.data.datasets import read_grey, resize_image
+from edenkit.data.formats import read_grey, resize_image
 from edenkit.phantom import LANDMARKS, PhantomDataset
 
 

@@ -15,6 +15,9 @@ Resumable: a rerun skips chunks whose marker exists and whose bytes still match 
 Verified: a cache without ``COMPLETE`` (or whose ``COMPLETE`` disagrees with the index or the file
 size) is never used, so a killed build cannot pass for a finished one. Parallel: chunks are
 decoded by a pool of worker processes.
+
+:func:`open_image_dataset` is what pretraining calls: the cached images when a finished cache of
+the dataset exists, else the decoding loader.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from edenkit.data.datasets import DATASETS, DatasetError, RealDataset, dataset_dir, open_dataset, resize_image
+from edenkit.data.datasets import DATASETS, DatasetError, RealDataset, dataset_dir, open_dataset
+from edenkit.data.formats import resize_image
+from edenkit.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +67,6 @@ class CacheInfo:
 def cache_dir(root: str | Path, name: str, size: int) -> Path:
     """``<dataset folder>/cache/<size>`` (the dataset folder as the loaders resolve it)."""
     return dataset_dir(root, name) / "cache" / str(size)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
 
 
 def _sha256(array: np.ndarray) -> str:
@@ -162,9 +161,11 @@ def build_cache(name: str, root: str | Path, size: int, *, split: str = "all", w
         marker = json.loads((path / "chunks" / f"{c:06d}.json").read_text())
         digests.append(marker["sha256"])
         failed += [row for row, _ in marker["failed"]]
-    _write_json(complete, {"format": FORMAT_VERSION, "count": n, "size": size, "index_sha256": _index_digest(index),
-                           "chunks_sha256": hashlib.sha256("".join(digests).encode()).hexdigest(),
-                           "failed_rows": failed, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    atomic_write_json(complete, {"format": FORMAT_VERSION, "count": n, "size": size,
+                                 "index_sha256": _index_digest(index),
+                                 "chunks_sha256": hashlib.sha256("".join(digests).encode()).hexdigest(),
+                                 "failed_rows": failed, "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
+                      indent=None)
     if failed:
         log.warning("cache %s: %d unreadable image(s) left out (listed in chunks/*.json)", path, len(failed))
     return open_cache(path)
@@ -182,7 +183,7 @@ def _prepare_folder(path: Path, index: dict) -> None:
     if path.exists() and any(path.iterdir()):
         raise CacheError(f"{path} exists but has no index.json; delete it or pass --force")
     (path / "chunks").mkdir(parents=True, exist_ok=True)
-    _write_json(index_file, index)
+    atomic_write_json(index_file, index, indent=None)
 
 
 def _chunk_done(path: Path, images_file: Path, chunk: int, start: int, stop: int) -> bool:
@@ -195,7 +196,7 @@ def _chunk_done(path: Path, images_file: Path, chunk: int, start: int, stop: int
 
 def _finish_chunk(path: Path, result: tuple, chunks: list, bar: tqdm) -> None:
     chunk, digest, failed = result
-    _write_json(path / "chunks" / f"{chunk:06d}.json", {"sha256": digest, "failed": failed})
+    atomic_write_json(path / "chunks" / f"{chunk:06d}.json", {"sha256": digest, "failed": failed}, indent=None)
     _, start, stop = chunks[chunk]
     bar.update(stop - start)
 
@@ -308,6 +309,20 @@ def open_cached_split(info: CacheInfo, dataset: RealDataset) -> CachedImages:
         log.warning("%s: %d image(s) left out because they could not be decoded when the cache was built",
                     info.path, len(dataset.records) - len(rows))
     return CachedImages(info, rows, dataset.size)
+
+
+def open_image_dataset(name: str, root: str | Path, split: str = "train", size: int | None = 224,
+                       on_error: str = "raise") -> Dataset:
+    """Unlabelled images for pretraining: items ``{"image", "index", "image_id", "patient_id"}``.
+
+    When a complete cache for ``size`` exists (``python -m edenkit cache``), the images come from
+    its memmap instead of being decoded, which is what keeps a GPU busy on ChestX-ray14.
+    """
+    dataset = open_dataset(name, root, split, size, on_error=on_error, targets=False)
+    cache = find_cache(root, name, size) if size is not None else None
+    if cache is not None:
+        return open_cached_split(cache, dataset)
+    return dataset
 
 
 def measure_read_rate(dataset: Dataset, limit: int | None = None) -> float:

@@ -29,6 +29,8 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
+from edenkit.files import atomic_write_text
+
 CHUNK = 1 << 20  # 1 MiB per read when hashing
 STREAM_CHUNK = 1 << 16  # 64 KiB per network read: a cut connection loses at most this much
 
@@ -84,10 +86,7 @@ class ChecksumStore:
 
     def record(self, name: str, sha256: str, size: int) -> None:
         self._data[name] = {"sha256": sha256, "size": size}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self._data, indent=1, sort_keys=True) + "\n")
 
 
 def verify(path: Path, name: str, sha256: str | None, md5: str | None, store: ChecksumStore | None) -> str:

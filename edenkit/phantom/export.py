@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from edenkit.data.formats import read_jsrt_img, write_jsrt_img  # noqa: F401 (read_jsrt_img: the inverse, re-exported)
 from edenkit.phantom.overlay import overlay
 from edenkit.phantom.render import FINDINGS, PhantomConfig, PhantomSample, generate
 
@@ -232,22 +233,6 @@ def export_jsrt_scr(
             config=config,
         )
     return Path(out_dir)
-
-
-def write_jsrt_img(path: str | Path, image: np.ndarray) -> None:
-    """A float image in [0, 1] (bright = attenuating) as a JSRT ``.IMG``: big-endian uint16,
-    12 bits, transmission-like (lungs high)."""
-    raw = np.round((1.0 - np.clip(image, 0.0, 1.0)) * 4095.0).astype(">u2")
-    raw.tofile(path)
-
-
-def read_jsrt_img(path: str | Path) -> np.ndarray:
-    """The inverse of :func:`write_jsrt_img` (float32 [S, S] in [0, 1], bright = attenuating)."""
-    raw = np.fromfile(path, dtype=">u2")
-    side = int(round(raw.size**0.5))
-    if side * side != raw.size:
-        raise ValueError(f"{path}: {raw.size} 16-bit values is not a square image")
-    return (1.0 - raw.reshape(side, side).astype(np.float32) / 4095.0).astype(np.float32)
 
 
 def _image_seed(seed: int, index: int) -> int:

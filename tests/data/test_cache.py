@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from edenkit.cli import main as cli_main
@@ -38,18 +39,28 @@ def test_cache_holds_the_loader_pixels_and_serves_splits(tmp_path):
     images = np.load(info.images_file, mmap_mode="r")
     assert images.shape == (15, 16, 16) and images.dtype == np.uint8
 
-    cached = D.open_image_dataset("chestxray14", tmp_path, "train", size=16)
+    cached = C.open_image_dataset("chestxray14", tmp_path, "train", size=16)
     decoded = D.open_dataset("chestxray14", tmp_path, "train", size=16, targets=False)
     assert isinstance(cached, C.CachedImages) and len(cached) == len(decoded)
     for i in range(len(cached)):
         a, b = cached[i], decoded[i]
         assert a["image_id"] == b["image_id"] and a["patient_id"] == b["patient_id"]
         assert (a["image"] - b["image"]).abs().max() <= 0.5 / 255 + 1e-6  # uint8 rounding only
-    smaller = D.open_image_dataset("chestxray14", tmp_path, "train", size=8)  # served from the 16 px cache
+    smaller = C.open_image_dataset("chestxray14", tmp_path, "train", size=8)  # served from the 16 px cache
     decoded_small = D.open_dataset("chestxray14", tmp_path, "train", size=8, targets=False)
     assert isinstance(smaller, C.CachedImages) and smaller[0]["image"].shape == (1, 8, 8)
     assert (smaller[0]["image"] - decoded_small[0]["image"]).abs().mean() < 0.05
-    assert not isinstance(D.open_image_dataset("chestxray14", tmp_path, "train", size=20), C.CachedImages)
+    assert not isinstance(C.open_image_dataset("chestxray14", tmp_path, "train", size=20), C.CachedImages)
+
+
+def test_open_image_dataset_without_cache_returns_images_only(tmp_path):
+    make_chestxray14(tmp_path)
+    ds = C.open_image_dataset("chestxray14", tmp_path, "train", size=16)
+    assert not isinstance(ds, C.CachedImages)
+    item = ds[0]
+    assert set(item) == {"image", "index", "image_id", "patient_id"} and item["image"].shape == (1, 16, 16)
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    assert batch["image"].shape == (2, 1, 16, 16)
 
 
 def test_an_interrupted_build_is_not_used_and_resumes(tmp_path, monkeypatch):
@@ -70,7 +81,7 @@ def test_an_interrupted_build_is_not_used_and_resumes(tmp_path, monkeypatch):
     assert C.find_cache(tmp_path, "chestxray14", 16) is None
     with pytest.raises(C.CacheError, match="unfinished"):
         C.open_cache(path)
-    assert not isinstance(D.open_image_dataset("chestxray14", tmp_path, "train", size=16), C.CachedImages)
+    assert not isinstance(C.open_image_dataset("chestxray14", tmp_path, "train", size=16), C.CachedImages)
 
     calls.clear()
     monkeypatch.setattr(C, "_build_chunk", lambda task: calls.append(task[0]) or real(task))
@@ -106,7 +117,7 @@ def test_unreadable_images_are_left_out_when_skipping(tmp_path):
     info = C.build_cache("chestxray14", tmp_path, 16, workers=1, chunk_size=4, progress=False,
                          on_error="skip", force=True)
     assert [info.image_ids[r] for r in info.failed_rows] == ["00000002_000.png"]
-    cached = D.open_image_dataset("chestxray14", tmp_path, "train_val", size=16)
+    cached = C.open_image_dataset("chestxray14", tmp_path, "train_val", size=16)
     assert "00000002_000.png" not in [cached[i]["image_id"] for i in range(len(cached))]
 
 
@@ -117,6 +128,6 @@ def test_cli_builds_in_parallel(tmp_path, capsys):
                      "--workers", "2", "--chunk-size", "5", "--verify"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["images"] == 18 and result["verified"] and result["failed"] == 0
-    cached = D.open_image_dataset("chestxray14", tmp_path, "test", size=12)
+    cached = C.open_image_dataset("chestxray14", tmp_path, "test", size=12)
     decoded = D.open_dataset("chestxray14", tmp_path, "test", size=12, targets=False)
     assert all((cached[i]["image"] - decoded[i]["image"]).abs().max() <= 0.5 / 255 + 1e-6 for i in range(3))

@@ -7,100 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from file_writers import gradient, write_dicom, write_png
 from PIL import Image
 
 from edenkit.data import datasets as D
+from edenkit.data.formats import encode_siim_rle
 
-# ---------------------------------------------------------------------------------- fixture writers
-
-def write_png(path, array, mode=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array, mode=mode).save(path)
-    return path
-
-
-def write_dicom(path, pixels, photometric="MONOCHROME2"):
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def gradient(h=40, w=40):
-    """A left-to-right ramp, so orientation and value order are checkable after a resize."""
-    return np.tile(np.linspace(0, 255, w, dtype=np.float32), (h, 1)).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------- decoders
-
-def test_siim_rle_is_relative_and_column_major():
-    mask = D.decode_siim_rle("1 2 5 1", height=4, width=3)
-    expected = np.zeros((4, 3), bool)
-    expected[1:3, 0] = True  # gap 1, run 2: rows 1-2 of column 0
-    expected[0, 2] = True  # gap 5 from pixel 3 -> pixel 8 = column 2, row 0
-    assert (mask == expected).all()
-    assert not D.decode_siim_rle("-1", 4, 3).any() and not D.decode_siim_rle(" -1", 4, 3).any()
-    rng = np.random.default_rng(0)
-    random = rng.random((16, 12)) > 0.6
-    assert (D.decode_siim_rle(D.encode_siim_rle(random), 16, 12) == random).all()
-    with pytest.raises(ValueError, match="past the end"):
-        D.decode_siim_rle("10 5", 3, 3)
-
-
-def test_jsrt_raw_is_big_endian_and_inverted_so_lungs_are_dark(tmp_path):
-    raw = np.full((64, 64), 1000, dtype=">u2")
-    raw[16:48, 8:28] = 3500  # film density: the lung is HIGH in JSRT files
-    path = tmp_path / "JPCLN001.IMG"
-    raw.tofile(path)
-    image = D.read_jsrt_img(path)
-    assert image.shape == (64, 64) and image.dtype == np.float32
-    assert image[30, 15] < image[5, 5]  # lung darker than the surround after inversion
-    assert image[30, 15] == pytest.approx(1 - 3500 / 4095)
-    assert D.read_jsrt_img(path, invert=False)[30, 15] == pytest.approx(3500 / 4095)
-    (tmp_path / "bad.IMG").write_bytes(b"\0" * 30)
-    with pytest.raises(D.DatasetError, match="bad.IMG"):
-        D.read_jsrt_img(tmp_path / "bad.IMG")
-
-
-def test_dicom_monochrome1_is_inverted_and_scaled(tmp_path):
-    pixels = np.tile(np.arange(0, 4000, 250, dtype=np.uint16), (8, 1))  # 16 columns
-    m2 = D.read_dicom(write_dicom(tmp_path / "a.dcm", pixels, "MONOCHROME2"))
-    m1 = D.read_dicom(write_dicom(tmp_path / "b.dcm", pixels, "MONOCHROME1"))
-    assert m2.min() == 0 and m2.max() == 1 and m2[0, 0] < m2[0, -1]
-    assert np.allclose(m1, 1 - m2)
-
-
-def test_read_grey_keeps_16_bit_and_drops_alpha(tmp_path):
-    sixteen = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4000)
-    path = tmp_path / "16.png"
-    Image.fromarray(sixteen).save(path)
-    assert D.read_grey(path)[3, 3] == pytest.approx(60000 / 65535, abs=1e-6)
-    rgba = np.dstack([gradient(8, 8)] * 3 + [np.full((8, 8), 255, np.uint8)])
-    assert D.read_grey(write_png(tmp_path / "rgba.png", rgba)).shape == (8, 8)
-
-
-def test_polygons_fill_and_scale():
-    square = [(2, 2), (6, 2), (6, 6), (2, 6)]
-    mask = D.rasterize_polygons([square], 10, 10)
-    assert mask[4, 4] and not mask[8, 8] and mask.sum() == 25
-    half = D.rasterize_polygons([square], 5, 5, scale=(0.5, 0.5))
-    assert half[2, 2] and not half[4, 4]
-
+# ---------------------------------------------------------------------------------- splits
 
 def test_group_split_keeps_groups_whole_and_is_seeded():
     groups = [f"p{i // 3}" for i in range(60)]  # 20 patients, 3 images each
@@ -277,7 +190,7 @@ def test_siim_dicom_and_rle_masks(tmp_path):
     mask_b = np.zeros((16, 16), bool)
     mask_b[10, 10:12] = True
     lines = ["ImageId, EncodedPixels"]  # the real header has a space before EncodedPixels
-    lines += [f"{ids[0]}, {D.encode_siim_rle(mask_a)}", f"{ids[0]}, {D.encode_siim_rle(mask_b)}"]
+    lines += [f"{ids[0]}, {encode_siim_rle(mask_a)}", f"{ids[0]}, {encode_siim_rle(mask_b)}"]
     lines += [f"{image_id}, -1" for image_id in ids[1:]]
     (folder / "train-rle.csv").write_text("\n".join(lines) + "\n")
     everything = D.SIIMACR(tmp_path, "all", size=None)
@@ -376,13 +289,9 @@ def test_eyepacs_unlabelled(tmp_path):
 
 # ---------------------------------------------------------------------------------- entry points
 
-def test_open_image_dataset_without_cache_returns_images_only(tmp_path):
+def test_open_dataset_refuses_unknown_names_and_missing_folders(tmp_path):
     make_chestxray14(tmp_path)
-    ds = D.open_image_dataset("chestxray14", tmp_path, "train", size=16)
-    item = ds[0]
-    assert set(item) == {"image", "index", "image_id", "patient_id"} and item["image"].shape == (1, 16, 16)
-    batch = torch.utils.data.default_collate([ds[0], ds[1]])
-    assert batch["image"].shape == (2, 1, 16, 16)
+    assert isinstance(D.open_dataset("chestxray14", tmp_path, "train", size=16), D.ChestXray14)
     with pytest.raises(ValueError, match="unknown dataset"):
         D.open_dataset("chestxray15", tmp_path, "train")
     with pytest.raises(D.DatasetError, match="images"):

@@ -209,3 +209,58 @@ def test_a_manual_script_arranges_an_archive_into_the_layout(tmp_path, monkeypat
     assert script.main(script.steps, script.__doc__) == 0
     assert "jsrt all: 2 images" in capsys.readouterr().out
     assert (data / "jsrt" / "images" / "JPCLN001.IMG").is_file() and not (data / "jsrt" / ".unpacked").exists()
+
+
+def _load_script(name, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    scripts = Path(__file__).parents[2] / "data_download"
+    monkeypatch.syspath_prepend(str(scripts))
+    spec = importlib.util.spec_from_file_location(f"download_{name}", scripts / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+MANUAL_SCRIPTS = ("jsrt", "scr", "drive", "eyepacs", "siim_acr", "vindr_cxr", "vindr_ribcxr")
+
+
+@pytest.mark.parametrize("name", MANUAL_SCRIPTS)
+def test_every_manual_script_names_its_steps_and_target(name, tmp_path, monkeypatch):
+    import argparse
+
+    script = _load_script(name, monkeypatch)
+    with pytest.raises(dl.ManualStepRequired) as raised:
+        script.steps(argparse.Namespace(source=None, keep_archives=False), tmp_path)
+    message = str(raised.value)
+    assert str(tmp_path / name) in message and "--from" in message and "{" not in message
+    assert not (tmp_path / name).exists()  # nothing is created before the person has the data
+
+
+def test_manual_steps_links_a_folder_with_its_files_and_opens_the_dataset(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import numpy as np
+
+    _load_script("jsrt", monkeypatch)  # puts data_download/ on the path
+    from _common import manual_steps
+
+    download = tmp_path / "by-hand" / "JSRT" / "nested"
+    (download / "All247images").mkdir(parents=True)
+    raw = np.full((16, 16), 900, dtype=">u2").tobytes()
+    for name in ("JPCLN001", "JPCNN002", "JPCNN003"):
+        (download / "All247images" / f"{name}.IMG").write_bytes(raw)
+    (download / "notes.csv").write_text("x\n")
+    steps = manual_steps("jsrt", "get it at {target} with {script}", {"images": "*.IMG"}, ("notes.csv",),
+                         splits=["all"], script="jsrt.py")
+    root = tmp_path / "data"
+    steps(argparse.Namespace(source=str(tmp_path / "by-hand"), keep_archives=False), root)
+    assert "jsrt all: 3 images" in capsys.readouterr().out
+    images, notes = root / "jsrt" / "images", root / "jsrt" / "notes.csv"
+    assert images.is_symlink() and images.resolve() == (download / "All247images").resolve()  # linked, not copied
+    assert notes.is_symlink() and notes.read_text() == "x\n"
+    steps(argparse.Namespace(source=None, keep_archives=False), root)  # complete now: no manual step
+    (root / "jsrt" / "notes.csv").unlink()
+    with pytest.raises(dl.ManualStepRequired, match=f"get it at {root / 'jsrt'} with jsrt.py"):
+        steps(argparse.Namespace(source=None, keep_archives=False), root)
