@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from edenkit.decomposer import AnatomyPairs, Mode, decompose, part_boxes
+from edenkit.run_folder import read_log
 from edenkit.viz.common import figure_png, show_grey
 
 SAME_COLOUR = "tab:red"  # negatives that show the query's own anatomy (semantic collisions)
@@ -256,8 +257,6 @@ LOG_PANELS = (
 def _epoch_records(log, split: str) -> list[dict]:
     """Per-epoch records of one split from a list of log records or a run folder / log.jsonl path."""
     if not isinstance(log, list):
-        from edenkit.pretrain import read_log  # only for paths
-
         log = read_log(log)
     return [r for r in log if r.get("split") == split]
 
