@@ -33,7 +33,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "phantom"  # or a name for edenkit.data.datasets.open_image_dataset, e.g. chestxray14
+    dataset: str = "phantom"  # or a name for edenkit.data.cache.open_image_dataset, e.g. chestxray14
     root: str | None = None  # folder of a real dataset (--data-root)
     image_size: int = 128  # images are generated / read at this size before decomposition
     view_size: int = 64  # RandomResizedCrop output of each view

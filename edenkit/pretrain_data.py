@@ -18,7 +18,8 @@ from edenkit import dist
 from edenkit.augmentation import TwoViewAugment
 from edenkit.checkpoint import atomic_save, load_checkpoint
 from edenkit.config import ConfigError
-from edenkit.data.datasets import DatasetError, open_image_dataset
+from edenkit.data.cache import open_image_dataset
+from edenkit.data.datasets import DatasetError
 from edenkit.decomposer import AnatomyPairs
 from edenkit.phantom import PhantomDataset
 from edenkit.pretrain_config import DataConfig, PretrainConfig
