@@ -4,9 +4,9 @@ The field moves canonical points: a pixel that the pose maps to canonical ``q`` 
 ``q + D(q)``. Every shape is evaluated on the moved grid, so masks, grey values and texture follow the
 deformation by construction. A landmark is a canonical point ``c``; the pixel that shows it solves
 ``q + D(q) = c``, which the fixed-point iteration ``q <- c - D(q)`` finds to float64 precision because
-the field is a contraction (its largest gradient is kept below 0.5).
+the field is a contraction (its largest gradient is kept below 0.3).
 
-``D`` is a sum of a few random plane waves per component (1 to 3 cycles across the body), an analytic
+``D`` is a sum of a few random plane waves per component (0.8 to 2.5 cycles across the body), an analytic
 field that costs a few cosines per pixel and has an exact bound on its displacement.
 """
 
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-MAX_GRADIENT = 0.5  # keeps q -> q + D(q) one-to-one and the inverse iteration fast
+MAX_GRADIENT = 0.3  # keeps q -> q + D(q) one-to-one and the inverse iteration fast
 
 
 class Deformation:
@@ -24,7 +24,7 @@ class Deformation:
 
     def __init__(self, rng: np.random.Generator, amplitude: float, n_waves: int = 4):
         # direction and frequency of each wave, for (du, dv) separately: [2, K, 2] cycles per unit
-        freq = rng.uniform(1.0, 3.0, (2, n_waves))
+        freq = rng.uniform(0.8, 2.5, (2, n_waves))
         angle = rng.uniform(0.0, 2 * math.pi, (2, n_waves))
         self.freq = 2 * math.pi * np.stack([freq * np.cos(angle), freq * np.sin(angle)], -1)
         self.phase = rng.uniform(0.0, 2 * math.pi, (2, n_waves))

@@ -52,7 +52,7 @@ def draw_acquisition(rng: np.random.Generator, physics: float, marks: float) -> 
         "heel_angle": rng.uniform(-0.4, 0.4) + (math.pi if rng.random() < 0.5 else 0.0),
         "unsharp": physics * rng.uniform(0.0, 0.8),
         "unsharp_sigma": rng.uniform(0.02, 0.06),
-        "grain": 0.5 + physics * rng.uniform(0.0, 1.3),
+        "grain": 0.5 + physics * rng.uniform(0.0, 2.5),
         "lut": physics * rng.uniform(-0.15, 0.15),
     }
     margins = rng.uniform(0.0, 0.09, 4) * (rng.random(4) < 0.6)

@@ -180,7 +180,7 @@ class Patient:
         ratio = around(a, 0.78, 0.06, 0.1)
         shape = draw_shape(streams.heart, float(config.heart_shape) * variation)
         center, axes = fit(
-            ctr * thorax_width, ratio, heart_angle, shape, dome_l, variation * a.uniform(-0.01, 0.01)
+            ctr * thorax_width, ratio, heart_angle, shape, dome_l, variation * (0.01 + 0.015 * k) * a.uniform(-1.0, 1.0)
         )
         t1_top_v = apex_v - around(a, 0.025, 0.01)
         n_levels = 12
@@ -196,8 +196,8 @@ class Patient:
         drop_scale = 1.0 + rv * np.clip(ribs.normal(0.0, 0.08, n_levels), -0.2, 0.2)
         return Patient(
             angle=math.radians(around(r, 0.0, 4.0, 9.0)),
-            shift=(around(r, 0.0, 0.035, 0.06), around(r, 0.0, 0.035, 0.06)),
-            scale=around(r, 1.0, 0.06, 0.11),
+            shift=(around(r, 0.0, 0.035, 0.08), around(r, 0.0, 0.035, 0.08)),
+            scale=around(r, 1.0, 0.06, 0.13),
             body_half_width=around(a, 0.45, 0.035, 0.06),
             neck_half_width=around(a, 0.1, 0.012, 0.02),
             shoulder_v=around(a, 0.06, 0.02, 0.035),
@@ -227,7 +227,7 @@ class Patient:
             exposure=around(r, 1.0, 0.1, 0.12),
             contrast=around(r, 1.0, 0.1, 0.12),
             gamma=around(r, 1.0, 0.1, 0.12),
-            noise_std=around(r, 0.017, 0.007),
+            noise_std=around(r, 0.017, 0.007, 0.012),
             blur_px=around(r, 0.8, 0.25),
             texture_seed=int(r.integers(2**31)),
             rib_drop_scale=tuple(drop_scale),
