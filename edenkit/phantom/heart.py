@@ -35,6 +35,8 @@ def draw_shape(rng: np.random.Generator, amount: float) -> tuple[float, ...]:
 def modulation(theta, shape: tuple[float, ...]):
     """``m(theta)`` of the outline (1 for the plain ellipse)."""
     out = np.ones_like(theta)
+    if not shape:
+        return out
     for i, k in enumerate(HARMONICS):
         out = out + shape[2 * i] * np.cos(k * theta + shape[2 * i + 1])
     for centre, height in zip(BUMPS, shape[2 * len(HARMONICS) :]):
