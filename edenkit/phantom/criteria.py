@@ -35,7 +35,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
-from edenkit.phantom.render import LANDMARKS, PhantomConfig, generate
+from edenkit.phantom.render import LANDMARKS, V2_FACTORS, PhantomConfig, generate
 
 
 def _samples(config: PhantomConfig, n: int, size: int, seed: int):
@@ -276,4 +276,84 @@ def cost(config, sizes=(128, 256), n=20) -> dict:
             out[f"ms_{size}"] = 1000 * (time.process_time() - start) / n
     finally:
         torch.set_num_threads(threads)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# All criteria, the table, the ablation
+# ----------------------------------------------------------------------------------------------------
+
+SCALES = {  # sample sizes: "full" is the benchmark's, "small" the notebook's ci profile
+    "full": {"patients": 64, "retrieval": 512, "locality": 80, "individuality": 48, "fewshot": 40, "anatomy": 100},
+    "small": {"patients": 16, "retrieval": 64, "locality": 20, "individuality": 12, "fewshot": 12, "anatomy": 12},
+}
+
+
+def measure(config, augment, scale: str = "full", seed: int = 0, ceiling: bool = True) -> dict:
+    """Every criterion for one config, as a flat dict of numbers (see :func:`table`)."""
+    n = SCALES[scale]
+    net = random_resnet18(seed)
+    out = {}
+    out.update({f"A2_{k}": v for k, v in identity(config, augment, n["patients"], n_retrieval=n["retrieval"],
+                                                      seed=seed, net=net).items()})
+    out.update({f"A3_{k}": v for k, v in locality(config, n["locality"], seed=seed, net=net,
+                                                      ceiling=ceiling).items()})
+    out.update({f"A4_{k}": v for k, v in individuality(config, n["individuality"], seed=seed).items()})
+    out.update({f"A5_{k}": v for k, v in fewshot_prior(config, n["fewshot"], seed=seed).items()})
+    out.update({f"A6_{k}": v for k, v in anatomy_checks(config, n["anatomy"], seed=seed).items()})
+    out.update({f"cost_{k}": v for k, v in cost(config, n=10 if scale == "full" else 3).items()})
+    return out
+
+
+ROWS = (  # (label, key, target as text, pass test)
+    ("A2 patient decoding (random ResNet-18, linear)", "A2_decode", ">= 0.40", lambda x: x >= 0.40),
+    ("A2 partner retrieval, random ResNet-18", "A2_retrieval_random", ">= 0.05", lambda x: x >= 0.05),
+    ("A2 partner retrieval, raw pixels", "A2_retrieval_pixels", "(report)", None),
+    ("A3 landmark id, raw pixels", "A3_pixels", "<= 0.60", lambda x: x <= 0.60),
+    ("A3 landmark id, 4x4 thumbnail", "A3_thumbnail", "(floor)", None),
+    ("A3 landmark id, random ResNet-18", "A3_random", "<= 0.60", lambda x: x <= 0.60),
+    ("A3 landmark id, small CNN (ceiling)", "A3_ceiling", "(ceiling)", None),
+    ("A3 ceiling - max(floors)", "A3_headroom", ">= 0.15", lambda x: x >= 0.15),
+    ("A4 same-landmark patch r across patients", "A4_same_landmark_r", "<= 0.60", lambda x: x <= 0.60),
+    ("A4 patient-specific share of patch variance", "A4_patient_share", ">= 0.40", lambda x: x >= 0.40),
+    ("A5 3-shot heart Dice, majority vote", "A5_dice", "<= 60", lambda x: x <= 60),
+    ("A6 landmark order checks passed", "A6_order", ">= 0.97", lambda x: x >= 0.97),
+    ("A6 landmarks on their structure", "A6_inside", "1.00", lambda x: x >= 1.0),
+    ("A6 cardiothoracic ratio, min", "A6_ctr_min", ">= 0.33", lambda x: x >= 0.33),
+    ("A6 cardiothoracic ratio, max", "A6_ctr_max", "<= 0.70", lambda x: x <= 0.70),
+    ("cost, ms per image at 128 px (1 core)", "cost_ms_128", "<= 50", lambda x: x <= 50),
+    ("cost, ms per image at 256 px (1 core)", "cost_ms_256", "(report)", None),
+)
+
+
+def table(results: dict[str, dict]) -> str:
+    """A markdown table: one row per criterion, one column per measured config (with pass marks)."""
+    for r in results.values():
+        if "A3_ceiling" in r:
+            r["A3_headroom"] = r["A3_ceiling"] - max(r["A3_pixels"], r["A3_thumbnail"], r["A3_random"])
+    names = list(results)
+    lines = ["| criterion | target | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for label, key, target, test in ROWS:
+        cells = []
+        for name in names:
+            x = results[name].get(key)
+            mark = "" if x is None or test is None else (" ok" if test(x) else " FAIL")
+            cells.append("-" if x is None else f"{x:.3g}{mark}")
+        lines.append(f"| {label} | {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablation(augment, scale: str = "small", seed: int = 0, factors=None) -> dict[str, dict]:
+    """A2 decoding and A3 floors for v2 with every factor off, each factor alone, and all on."""
+    factors = tuple(factors or V2_FACTORS)
+    off = dataclasses.replace(PhantomConfig(version=2), **dict.fromkeys(V2_FACTORS, 0.0))
+    configs = {"none": off, **{f: dataclasses.replace(off, **{f: 1.0}) for f in factors},
+               "all": PhantomConfig(version=2)}
+    n, net = SCALES[scale], random_resnet18(seed)
+    out = {}
+    for name, config in configs.items():
+        a2 = identity(config, augment, n["patients"], n_retrieval=n["retrieval"], seed=seed, net=net)
+        a3 = locality(config, n["locality"], seed=seed, net=net, ceiling=False)
+        out[name] = {"A2_decode": a2["decode"], "A2_retrieval_random": a2["retrieval_random"],
+                     "A3_pixels": a3["pixels"], "A3_random": a3["random"]}
     return out
