@@ -1,4 +1,4 @@
-"""``python -m edenkit notebooks``: run the tutorial notebooks headless with papermill.
+"""The tutorial notebooks on a profile: ``python -m edenkit notebooks`` runs them headless with papermill.
 
 Parameters come from ``notebooks/params/<profile>.yaml``: the ``common`` section goes to every notebook
 that declares the key in its ``parameters`` cell, and a section named after a notebook's stem adds or

@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+@pytest.fixture(autouse=True)
+def _own_jupyter_data_dir(tmp_path, monkeypatch):
+    """The runner signs what it executes into the Jupyter data directory: a fresh one per test, so the
+    tests leave the user's signature database alone (and a fresh HOME in CI is what they assume)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+
+
 def _write_notebook(path: Path, params: str, *cells: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -133,15 +140,14 @@ def test_a_hung_cell_times_out_and_is_named(tmp_path):
     assert "cell index 1" in results[0].error and "Timeout" in results[0].error
 
 
-def test_executed_notebooks_are_signed_so_a_later_lab_trusts_them(toy_notebooks, tmp_path, monkeypatch):
+def test_executed_notebooks_are_signed_so_a_later_lab_trusts_them(toy_notebooks, tmp_path):
     """The runner signs with this user's notary (secret and database in the Jupyter data directory);
     a notary created afresh, and Jupyter server's contents manager, as Lab started later uses them,
     then trust the executed copy. A fresh ``$JUPYTER_DATA_DIR`` stands for a fresh HOME in CI."""
     from jupyter_server.services.contents.filemanager import FileContentsManager
     from nbformat.sign import NotebookNotary
 
-    data_dir = tmp_path / "jupyter-data"
-    monkeypatch.setenv("JUPYTER_DATA_DIR", str(data_dir))
+    data_dir = tmp_path / "jupyter-data"  # set by _own_jupyter_data_dir
     out = tmp_path / "out"
     run_all("ci", out, toy_notebooks)
     assert {"notebook_secret", "nbsignatures.db"} <= {p.name for p in data_dir.iterdir()}
