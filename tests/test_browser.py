@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 NOTEBOOKS = ("01_anatomy_phantom", "02_anatomy_decomposer")
+WELCOME = "00_welcome"  # opened as committed, to see EDENKIT_PROFILE switch it
+PROFILE_IN_LAB = "demo"
 EXECUTED = "02_anatomy_decomposer"  # run by the runner, then opened without running
 SCREENSHOTS = ROOT / "build" / "browser"
 RUN_ALL_TIMEOUT = 300  # seconds for one notebook's Run All; the ci profile needs about 10-20 s
@@ -40,7 +42,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     # without these Chromium phones home at start-up, and a closed network refuses it
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,1000",
+    "--window-size=1400,1600",
 ]
 # Lab's user settings for the test: every cell attached to the page (the DOM queries below need the
 # outputs of cells outside the viewport), and no news or update checks (no network).
@@ -60,11 +62,11 @@ def _require_browser():
     try:
         import selenium  # noqa: F401
     except ImportError:
-        missing.append("selenium (pip install -e '.[dev]')")
+        missing.append("selenium")
     if not missing:
         return
-    message = (f"browser test needs {', '.join(missing)}; enable it with "
-               "`apt-get install chromium chromium-driver` and `pip install -e '.[dev]'`")
+    message = (f"the browser test needs {', '.join(missing)}: enable it with "
+               "`apt-get install chromium chromium-driver` and `pip install -e '.[dev]'` (selenium)")
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " (.ci/run installs them)")
     pytest.skip(message)
@@ -77,9 +79,11 @@ def _free_port() -> int:
 
 
 def _jupyter_environment(home: Path) -> dict:
-    """A fresh Jupyter config, data and runtime folder, so the test neither reads nor writes the user's."""
-    env = {k: v for k, v in os.environ.items() if k != "EDENKIT_PROFILE"}
+    """A fresh Jupyter config, data and runtime folder, so the test neither reads nor writes the user's;
+    Lab started as ``EDENKIT_PROFILE=demo jupyter lab`` (the prepared copies must stay on ``ci``)."""
+    env = dict(os.environ)
     env.update(
+        EDENKIT_PROFILE=PROFILE_IN_LAB,
         JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), PYTHONPATH=os.pathsep.join(
@@ -103,6 +107,8 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab-root")
     env = _jupyter_environment(home)
     run_all("ci", root, only=list(NOTEBOOKS), prepare_only=True)
+    shutil.copytree(ROOT / "notebooks" / "params", root / "notebooks" / "params")
+    shutil.copy(ROOT / "notebooks" / f"{WELCOME}.ipynb", root / "notebooks")
     # The executed copy is made by the runner in the background while Lab and the browser start and
     # run the prepared notebooks (one core each), signed into the notary this Lab checks.
     runner_log = (home / "runner.log").open("w")
@@ -223,6 +229,18 @@ def _open(driver, lab, name: str) -> None:
           f"{name} to open with an idle kernel")
 
 
+def _run_all(driver, name: str) -> dict:
+    """Lab's "Run All Cells" on the open notebook; waits for every code cell to run (or one to fail)."""
+    assert driver.execute_async_script(RUN_ALL_JS) == "ok"
+
+    def finished():
+        state = driver.execute_script(NOTEBOOK_STATE_JS)
+        done = state["kernel"] == "idle" and (state["executed"] == state["code"] or state["errors"])
+        return state if done else None
+
+    return _wait(finished, RUN_ALL_TIMEOUT, f"{name}: Run All to finish", interval=1.0)
+
+
 def _shut_down_kernels(lab) -> None:
     url, token = lab[:2]
     with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=10) as response:
@@ -332,19 +350,14 @@ def test_run_all_renders_explorers_that_respond(lab, browser, stem, tmp_path):
     _open(browser, lab, name)
     print(f"{name}: opened, kernel idle, after {time.monotonic() - started:.1f} s")
     started = time.monotonic()
-    assert browser.execute_async_script(RUN_ALL_JS) == "ok"
-
-    def finished():
-        state = browser.execute_script(NOTEBOOK_STATE_JS)
-        done = state["kernel"] == "idle" and (state["executed"] == state["code"] or state["errors"])
-        return state if done else None
-
     try:
-        state = _wait(finished, RUN_ALL_TIMEOUT, f"{name}: Run All to finish", interval=1.0)
+        state = _run_all(browser, name)
     finally:
         _screenshot(tmp_path, f"{stem}-run-all.png", driver=browser)
     print(f"{name}: Run All took {time.monotonic() - started:.1f} s ({state['code']} code cells)")
     _assert_no_errors(browser, name)
+    switched = [t[:200] for t in _text_outputs(browser) if "EDENKIT_PROFILE=" in t]
+    assert not switched, f"{name}: EDENKIT_PROFILE overrode papermill's injected parameters: {switched}"
     explorers = _assert_rendered_as_widgets(browser, name)
     for index, explorer in enumerate(explorers):
         _screenshot(tmp_path, f"{stem}-explorer{index}-before.png", element=explorer)
@@ -353,6 +366,22 @@ def test_run_all_renders_explorers_that_respond(lab, browser, stem, tmp_path):
         _screenshot(tmp_path, f"{stem}-explorer{index}-after.png", element=explorer)
         print(f"{name}: explorer {index}: moving {moved!r} changed the picture in {time.monotonic() - started:.1f} s")
     _assert_no_errors(browser, name)
+    _shut_down_kernels(lab)
+
+
+def test_lab_started_with_edenkit_profile_runs_a_notebook_on_that_profile(lab, browser, tmp_path):
+    """A committed notebook (its parameters cell says ``ci``) opened in a Lab started with
+    ``EDENKIT_PROFILE=demo`` takes the demo parameters and writes under ../runs/demo."""
+    name = f"notebooks/{WELCOME}.ipynb"
+    _open(browser, lab, name)
+    try:
+        _run_all(browser, name)
+    finally:
+        _screenshot(tmp_path, f"{WELCOME}-{PROFILE_IN_LAB}.png", driver=browser)
+    _assert_no_errors(browser, name)
+    said = next((t for t in _text_outputs(browser) if "EDENKIT_PROFILE=" in t), "")
+    assert f"EDENKIT_PROFILE={PROFILE_IN_LAB}: parameters from notebooks/params/{PROFILE_IN_LAB}.yaml" in said
+    assert (lab[2] / "runs" / PROFILE_IN_LAB).is_dir()
     _shut_down_kernels(lab)
 
 
