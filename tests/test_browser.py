@@ -4,7 +4,9 @@ JupyterLab is started on 127.0.0.1 (a free port, a token, a temporary root holdi
 01 and 02 prepared for the ``ci`` profile), Debian's Chromium opens each notebook through selenium and
 runs it with Lab's own "Run All Cells" command. Then every explorer must have rendered as a widget (not
 as the text ``VBox(children=...``), moving one of its sliders with the arrow key must change its
-picture, and no cell may show an error. A copy executed and signed by the runner must open trusted, its
+picture, and no cell may show an error. Lab is started as ``EDENKIT_PROFILE=demo jupyter lab``: the
+prepared copies must stay on ``ci`` (papermill's injected parameters win) while notebook 00, opened as
+committed, switches to ``demo``. A copy executed and signed by the runner must open trusted, its
 explorer drawn from the saved widget state. Screenshots go to the test's folder and to build/browser/.
 
 The test needs ``chromium`` and ``chromium-driver`` (Debian packages) and ``selenium`` (the dev extra).
@@ -13,6 +15,7 @@ Locally it skips without them; in CI (``CI=true``) it fails, since ``.ci/run`` i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -72,6 +75,15 @@ def _require_browser():
     pytest.skip(message)
 
 
+@dataclasses.dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path  # what Lab serves
+    runner: subprocess.Popen  # the runner making the executed copy in the background
+    runner_log: Path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,13 +112,12 @@ def _jupyter_environment(home: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab serving a root of prepared notebooks (and, once its runner is done, one executed copy);
-    yields (url, token, root, runner process, runner log)."""
+    """JupyterLab serving a root of prepared notebooks (and, once its runner is done, one executed copy)."""
     _require_browser()
     home = tmp_path_factory.mktemp("jupyter-home")
     root = tmp_path_factory.mktemp("lab-root")
     env = _jupyter_environment(home)
-    run_all("ci", root, only=list(NOTEBOOKS), prepare_only=True)
+    run_all("ci", root, ROOT / "notebooks", only=list(NOTEBOOKS), prepare_only=True)
     shutil.copytree(ROOT / "notebooks" / "params", root / "notebooks" / "params")
     shutil.copy(ROOT / "notebooks" / f"{WELCOME}.ipynb", root / "notebooks")
     # The executed copy is made by the runner in the background while Lab and the browser start and
@@ -121,10 +132,11 @@ def lab(tmp_path_factory):
     log = (home / "lab.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.extension_manager=readonly",
-         "--KernelManager.transport_encryption=auto"],
+         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--allow-root",  # CI runs as root
+         "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: Lab's commands and models
+         "--LabApp.extension_manager=readonly",  # no PyPI listing
+         "--KernelManager.transport_encryption=auto"],  # as the runner's kernels: no plain-TCP warning
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
@@ -132,7 +144,7 @@ def lab(tmp_path_factory):
         started = time.monotonic()
         _wait_for_server(url, token, server, home / "lab.log")
         print(f"JupyterLab answered after {time.monotonic() - started:.1f} s")
-        yield url, token, root, runner, home / "runner.log"
+        yield Lab(url, token, root, runner, home / "runner.log")
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -221,10 +233,9 @@ def _wait(condition, timeout: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _open(driver, lab, name: str) -> None:
+def _open(driver, lab: Lab, name: str) -> None:
     """Open ``name`` in a workspace of its own (only that notebook), and wait for its kernel to be idle."""
-    url, token = lab[:2]
-    driver.get(f"{url}/lab/workspaces/{Path(name).stem}/tree/{name}?reset&token={token}")
+    driver.get(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?reset&token={lab.token}")
     _wait(lambda: (driver.execute_script(NOTEBOOK_STATE_JS) or {}).get("kernel") == "idle", 120,
           f"{name} to open with an idle kernel")
 
@@ -241,8 +252,8 @@ def _run_all(driver, name: str) -> dict:
     return _wait(finished, RUN_ALL_TIMEOUT, f"{name}: Run All to finish", interval=1.0)
 
 
-def _shut_down_kernels(lab) -> None:
-    url, token = lab[:2]
+def _shut_down_kernels(lab: Lab) -> None:
+    url, token = lab.url, lab.token
     with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=10) as response:
         sessions = json.load(response)
     for session in sessions:
@@ -381,19 +392,19 @@ def test_lab_started_with_edenkit_profile_runs_a_notebook_on_that_profile(lab, b
     _assert_no_errors(browser, name)
     said = next((t for t in _text_outputs(browser) if "EDENKIT_PROFILE=" in t), "")
     assert f"EDENKIT_PROFILE={PROFILE_IN_LAB}: parameters from notebooks/params/{PROFILE_IN_LAB}.yaml" in said
-    assert (lab[2] / "runs" / PROFILE_IN_LAB).is_dir()
+    assert (lab.root / "runs" / PROFILE_IN_LAB).is_dir()
     _shut_down_kernels(lab)
 
 
 def test_an_executed_copy_opens_trusted_with_its_explorer(lab, browser, tmp_path):
     """What a student sees opening runs/demo/*.ipynb: the runner signed it, so Lab renders the saved
     widget state (the explorer with its last picture) without running anything."""
-    runner, runner_log = lab[3], lab[4]
     started = time.monotonic()
-    assert runner.wait(timeout=RUN_ALL_TIMEOUT) == 0, runner_log.read_text()[-3000:]
+    assert lab.runner.wait(timeout=RUN_ALL_TIMEOUT) == 0, lab.runner_log.read_text()[-3000:]
     print(f"waited {time.monotonic() - started:.1f} s for the runner's executed copy")
-    assert "without encryption" not in runner_log.read_text()
+    assert "without encryption" not in lab.runner_log.read_text()
     name = f"executed/{EXECUTED}.ipynb"
+    assert "EDENKIT_PROFILE=" not in (lab.root / name).read_text(), "the runner's --profile ci must win"
     _open(browser, lab, name)
     try:
         explorers = _wait(lambda: _explorers(browser), 60, f"{name}: the saved explorer to render")
