@@ -29,9 +29,9 @@ from edenkit.decomposer import MAX_LEVEL, MODES, Mode, part_boxes, sample_seed
 class AnatomyAnchors(Dataset):
     """Anchors and view parameters for ``BatchTwoViewAugment``: ``AnatomyPairs``' worker-side half.
 
-    Item ``i`` is ``{"anchor": uint8 [1, ph, pw], "params": {key: [2]} (see
-    ``BatchTwoViewAugment.sample_params``), "box": LongTensor[4] (y0, x0, y1, x1), "part": int,
-    "index": i}``. ``set_epoch`` as for ``AnatomyPairs`` (shared memory, seen by workers).
+    Item ``i`` is ``{"anchor": uint8 [1, ph, pw], "params": float64 [2, len(PARAM_KEYS)] (the packed
+    table of ``BatchTwoViewAugment.sample_param_table``), "box": LongTensor[4] (y0, x0, y1, x1),
+    "part": int, "index": i}``. ``set_epoch`` as for ``AnatomyPairs`` (shared memory, seen by workers).
     """
 
     def __init__(self, base_dataset: Dataset, n: int, augment: BatchTwoViewAugment, mode: Mode = "paper",
@@ -81,13 +81,13 @@ class AnatomyAnchors(Dataset):
         generator = torch.Generator().manual_seed(sample_seed(self.seed, self.n, self.epoch, index))
         part = int(torch.randint(len(boxes), (), generator=generator))
         y0, x0, y1, x1 = boxes[part]
-        params = self.augment.sample_params([y1 - y0], [x1 - x0], generator)
+        params = self.augment.sample_param_table([y1 - y0], [x1 - x0], generator)[0]
         rows, cols = anchor_shape(height, width, self.n, self.mode)
         anchor = image[:, y0:y1, x0:x1]
         if anchor.shape[-2:] != (rows, cols):  # edge-pad the smaller parts to the level's anchor size
             pad = (0, cols - anchor.shape[-1], 0, rows - anchor.shape[-2])
             anchor = F.pad(anchor[None].float(), pad, mode="replicate")[0].to(torch.uint8)
-        return {"anchor": anchor.contiguous(), "params": {key: value[0] for key, value in params.items()},
+        return {"anchor": anchor.contiguous(), "params": params,
                 "box": torch.tensor(boxes[part]), "part": part, "index": index}
 
 

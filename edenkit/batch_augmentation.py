@@ -46,6 +46,8 @@ RATIO = (3.0 / 4.0, 4.0 / 3.0)  # RandomResizedCrop's default aspect-ratio range
 PARAM_KEYS = ("top", "left", "height", "width", "angle", "jitter", "brightness", "contrast", "brightness_first",
               "blur", "sigma")
 _UNIFORMS = 2 * CROP_ATTEMPTS + 2 + 7  # uniforms drawn per view, in one block
+_DTYPES = {"top": torch.long, "left": torch.long, "height": torch.long, "width": torch.long, "jitter": torch.bool,
+           "brightness_first": torch.bool, "blur": torch.bool}
 
 
 class BatchTwoViewAugment:
@@ -94,28 +96,44 @@ class BatchTwoViewAugment:
     def sample_params(self, heights, widths, generator: torch.Generator, views: int = VIEWS) -> dict[str, torch.Tensor]:
         """Parameters of ``views`` views of each of ``len(heights)`` anchors, drawn from ``generator``.
 
-        ``heights``, ``widths``: the anchors' sizes in pixels (ints or 1-D integer tensors). Returns
+        The same as ``unpack_params(sample_param_table(...))``.
+
+        ``heights``, ``widths``: the anchors' sizes in pixels (sequences of ints). Returns
         ``PARAM_KEYS`` -> CPU tensors [len(heights), views]: the crop box in anchor pixels (``top``,
         ``left``, ``height``, ``width``, as ``RandomResizedCrop``), ``angle`` in degrees
         (counter-clockwise, as ``F.rotate``), ``jitter`` / ``blur`` (applied or not), ``brightness``
         and ``contrast`` factors, ``brightness_first`` (its order in ``ColorJitter``'s permutation)
         and ``sigma`` (pixels of this view size). Factors and sigma are drawn whether applied or not.
         """
-        heights = torch.as_tensor(heights, dtype=torch.float64).reshape(-1, 1).expand(-1, views)
-        widths = torch.as_tensor(widths, dtype=torch.float64).reshape(-1, 1).expand(-1, views)
-        u = torch.rand(*heights.shape, _UNIFORMS, generator=generator, dtype=torch.float64)
-        crop = _resized_crop_boxes(heights, widths, u[..., : 2 * CROP_ATTEMPTS + 2], self.scale)
-        u = u[..., 2 * CROP_ATTEMPTS + 2 :]
-        return {
-            **crop,
-            "angle": _uniform(u[..., 0], -self.degrees, self.degrees),
-            "jitter": u[..., 1] < self.jitter_p,  # RandomApply skips when rand >= p
-            "brightness": _uniform(u[..., 2], *self.brightness),
-            "contrast": _uniform(u[..., 3], *self.contrast),
-            "brightness_first": u[..., 4] < 0.5,  # where 0 precedes 1 in a random permutation of 4
-            "blur": u[..., 5] < self.blur_p,
-            "sigma": _uniform(u[..., 6], *self.sigma),
-        }
+        return unpack_params(self.sample_param_table(heights, widths, generator, views))
+
+    def sample_param_table(self, heights, widths, generator: torch.Generator, views: int = VIEWS) -> torch.Tensor:
+        """``sample_params`` packed into one float64 tensor [len(heights), views, len(PARAM_KEYS)].
+
+        What a worker returns per sample: one small tensor (a dict of eleven costs more to make).
+        """
+        # Plain Python per view: a worker draws two views per sample, where the per-call overhead of
+        # tensor ops would cost more than reading the image. The uniforms come from the torch generator.
+        heights, widths = [int(h) for h in heights], [int(w) for w in widths]
+        if len(heights) != len(widths):
+            raise ValueError(f"sample_params: {len(heights)} heights but {len(widths)} widths")
+        u = torch.rand(len(heights), views, _UNIFORMS, generator=generator, dtype=torch.float64).tolist()
+        rows = [self._view(u_view, height, width) for u_anchor, height, width in zip(u, heights, widths)
+                for u_view in u_anchor]
+        return torch.tensor(rows, dtype=torch.float64).view(len(heights), views, len(PARAM_KEYS))
+
+    def _view(self, u: list[float], height: int, width: int) -> tuple:
+        """One view's parameters (``PARAM_KEYS`` order) from its ``_UNIFORMS`` uniforms."""
+        top, left, h, w = _resized_crop_box(height, width, u[: 2 * CROP_ATTEMPTS + 2], self.scale)
+        u = u[2 * CROP_ATTEMPTS + 2 :]
+        return (top, left, h, w,
+                _uniform(u[0], -self.degrees, self.degrees),
+                u[1] < self.jitter_p,  # RandomApply skips when rand >= p
+                _uniform(u[2], *self.brightness),
+                _uniform(u[3], *self.contrast),
+                u[4] < 0.5,  # brightness before contrast: where 0 precedes 1 in a random permutation of 4
+                u[5] < self.blur_p,
+                _uniform(u[6], *self.sigma))
 
     # ----------------------------------------------------------------------------------------- the views
     def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,15 +144,19 @@ class BatchTwoViewAugment:
         return views[:, 0], views[:, 1]
 
     @torch.no_grad()
-    def apply(self, anchors: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The views [B, V, 1, size, size] (float32 in [0, 1]) of ``anchors`` [B, 1, h, w] with ``params`` [B, V].
+    def apply(self, anchors: torch.Tensor, params: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """The views [B, V, 1, size, size] (float32 in [0, 1]) of ``anchors`` [B, 1, h, w] with ``params``
+        (a dict of [B, V] tensors, or their packed table [B, V, len(PARAM_KEYS)]).
 
         Crop boxes are in pixels of the anchor tensor; an anchor padded at its bottom or right (see
         ``AnatomyAnchors``) is sampled only inside its boxes.
         """
         _check_anchors(anchors)
         device = anchors.device
-        p = {key: params[key].to(device, non_blocking=True) for key in PARAM_KEYS}
+        if isinstance(params, torch.Tensor):
+            p = unpack_params(params.to(device, non_blocking=True))
+        else:
+            p = {key: params[key].to(device, non_blocking=True) for key in PARAM_KEYS}
         batch, views = p["angle"].shape
         if batch != anchors.shape[0]:
             raise ValueError(f"BatchTwoViewAugment.apply: {anchors.shape[0]} anchors but params for {batch}")
@@ -210,33 +232,38 @@ class BatchTwoViewAugment:
         return torch.where(p["blur"][..., None], kernels, impulse)
 
 
+def unpack_params(table: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A packed parameter table [..., len(PARAM_KEYS)] -> ``PARAM_KEYS`` -> tensors [...] (on its device)."""
+    if table.shape[-1] != len(PARAM_KEYS):
+        raise ValueError(f"a parameter table has {len(PARAM_KEYS)} columns, got shape {tuple(table.shape)}")
+    return {key: table[..., i].to(_DTYPES.get(key, table.dtype)) for i, key in enumerate(PARAM_KEYS)}
+
+
 def _uniform(u: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return low + (high - low) * u
 
 
-def _resized_crop_boxes(heights, widths, u, scale) -> dict[str, torch.Tensor]:
-    """``v2.RandomResizedCrop.make_params`` for every view at once, from uniforms [..., 2 * attempts + 2]."""
-    area = heights * widths
-    target_area = area[..., None] * _uniform(u[..., :CROP_ATTEMPTS], *scale)
-    log_ratio = _uniform(u[..., CROP_ATTEMPTS : 2 * CROP_ATTEMPTS], math.log(RATIO[0]), math.log(RATIO[1]))
-    aspect = torch.exp(log_ratio)
-    w = torch.round(torch.sqrt(target_area * aspect))  # half to even, as Python's round
-    h = torch.round(torch.sqrt(target_area / aspect))
-    fits = (w > 0) & (w <= widths[..., None]) & (h > 0) & (h <= heights[..., None])
-    first = fits.to(torch.uint8).argmax(-1, keepdim=True)  # the first attempt that fits
-    w, h = w.gather(-1, first)[..., 0], h.gather(-1, first)[..., 0]
-    top = torch.floor(u[..., -2] * (heights - h + 1))  # uniform integers in [0, height - h]
-    left = torch.floor(u[..., -1] * (widths - w + 1))
-
-    # No attempt fits: the central crop, clamping the aspect ratio to RATIO (torchvision's fallback).
-    in_ratio = widths / heights
-    fallback_w = torch.where(in_ratio > RATIO[1], torch.round(heights * RATIO[1]), widths)
-    fallback_h = torch.where(in_ratio < RATIO[0], torch.round(widths / RATIO[0]), heights)
-    missed = ~fits.any(-1)
-    w, h = torch.where(missed, fallback_w, w), torch.where(missed, fallback_h, h)
-    top = torch.where(missed, torch.div(heights - h, 2, rounding_mode="floor"), top)
-    left = torch.where(missed, torch.div(widths - w, 2, rounding_mode="floor"), left)
-    return {"top": top.long(), "left": left.long(), "height": h.long(), "width": w.long()}
+def _resized_crop_box(height: int, width: int, u: list[float], scale) -> tuple[int, int, int, int]:
+    """``v2.RandomResizedCrop.make_params`` (top, left, height, width) from uniforms [2 * attempts + 2]."""
+    area = height * width
+    log_ratio = (math.log(RATIO[0]), math.log(RATIO[1]))
+    for attempt in range(CROP_ATTEMPTS):
+        target_area = area * _uniform(u[attempt], *scale)
+        aspect = math.exp(_uniform(u[CROP_ATTEMPTS + attempt], *log_ratio))
+        w = round(math.sqrt(target_area * aspect))
+        h = round(math.sqrt(target_area / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = math.floor(u[-2] * (height - h + 1))  # uniform integers in [0, height - h]
+            left = math.floor(u[-1] * (width - w + 1))
+            return top, left, h, w
+    in_ratio = width / height  # no attempt fits: the central crop, its aspect ratio clamped to RATIO
+    if in_ratio < RATIO[0]:
+        w, h = width, round(width / RATIO[0])
+    elif in_ratio > RATIO[1]:
+        w, h = round(height * RATIO[1]), height
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def _edge_coverage(coordinate: torch.Tensor, points: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torchvision.transforms.v2 import functional as F
 
 import edenkit.augmentation as augmentation
 from edenkit.augmentation import SeparableGaussianBlur, TwoViewAugment
-from edenkit.batch_augmentation import PARAM_KEYS, BatchTwoViewAugment
+from edenkit.batch_augmentation import PARAM_KEYS, BatchTwoViewAugment, unpack_params
 from edenkit.phantom import generate
 
 
@@ -235,3 +235,14 @@ def test_bad_inputs_are_rejected():
         BatchTwoViewAugment(4)
     with pytest.raises(ValueError, match="params for"):
         augment.apply(torch.rand(3, 1, 20, 20), augment.sample_params([20] * 2, [20] * 2, torch.Generator()))
+
+
+def test_a_packed_parameter_table_is_the_same_as_the_dict():
+    augment = BatchTwoViewAugment(16)
+    table = augment.sample_param_table([40, 30], [20, 30], torch.Generator().manual_seed(2))
+    params = augment.sample_params([40, 30], [20, 30], torch.Generator().manual_seed(2))
+    assert table.shape == (2, 2, len(PARAM_KEYS))
+    assert all(torch.equal(unpack_params(table)[key], params[key]) for key in PARAM_KEYS)
+    assert params["top"].dtype == torch.long and params["blur"].dtype == torch.bool
+    anchors = torch.rand(2, 1, 40, 30)
+    torch.testing.assert_close(augment.apply(anchors, table), augment.apply(anchors, params))
