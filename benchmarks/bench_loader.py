@@ -11,6 +11,9 @@ thread, as one DataLoader worker runs:
 - device path, device side: ``BatchTwoViewAugment.apply`` on one collated batch of ``--batch``, timed
   here on the CPU (on a GPU it is a few kernels; ``benchmarks/gpu_check.py`` times it there).
 
+Rates are pairs per CPU-second of this process (what one core delivers, also on a machine whose cores
+are shared) and, in brackets, per wall-clock second.
+
 Images are phantoms (a handful, cycled: reading from memory costs the same for any content).
 Prints a table and JSON.
 """
@@ -54,28 +57,37 @@ def phantom_images(count: int, size: int) -> torch.Tensor:
                         for i in range(count)])
 
 
-def pairs_per_second(dataset, batch_size: int, pairs: int, repeats: int) -> float:
-    """Median pairs/s of loading ``pairs`` samples in batches of ``batch_size`` in this process."""
-    rates = []
-    for repeat in range(repeats + 1):  # the first pass warms up
-        dataset.set_epoch(repeat)
-        loader = DataLoader(torch.utils.data.Subset(dataset, range(pairs)), batch_size=batch_size, drop_last=True)
-        start = time.perf_counter()
-        count = sum(len(batch["index"]) for batch in loader)
-        if repeat:
-            rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
+def timed(function, repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``function(repeat)`` over ``repeats`` runs after a warm-up run.
 
-
-def device_side_seconds(dataset: AnatomyAnchors, batch_size: int, repeats: int) -> float:
-    batch = next(iter(DataLoader(dataset, batch_size=batch_size)))
-    times = []
+    CPU seconds (this process) measure the work per core even when other processes share the cores;
+    wall seconds are what this process saw."""
+    wall, cpu = [], []
     for repeat in range(repeats + 1):
-        start = time.perf_counter()
-        dataset.augment.apply(batch["anchor"], batch["params"])
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        function(repeat)
         if repeat:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            wall.append(time.perf_counter() - start_wall)
+            cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def pairs_per_second(dataset, batch_size: int, pairs: int, repeats: int) -> tuple[float, float]:
+    """(wall, CPU-time) pairs/s of loading ``pairs`` samples in batches of ``batch_size`` in this process."""
+
+    def load(epoch: int) -> None:
+        dataset.set_epoch(epoch)
+        for _ in DataLoader(torch.utils.data.Subset(dataset, range(pairs)), batch_size=batch_size, drop_last=True):
+            pass
+
+    pairs = pairs // batch_size * batch_size
+    wall, cpu = timed(load, repeats)
+    return pairs / wall, pairs / cpu
+
+
+def device_side_seconds(dataset: AnatomyAnchors, batch_size: int, repeats: int) -> tuple[float, float]:
+    batch = next(iter(DataLoader(dataset, batch_size=batch_size)))
+    return timed(lambda _: dataset.augment.apply(batch["anchor"], batch["params"]), repeats)
 
 
 def main() -> None:
@@ -99,22 +111,28 @@ def main() -> None:
         cpu = AnatomyPairs(data, n, args.view_size, augment=TwoViewAugment(args.view_size))
         anchors = AnatomyAnchors(data, n, BatchTwoViewAugment(args.view_size))
         anchor = anchors[0]["anchor"]
+        cpu_wall, cpu_cpu = pairs_per_second(cpu, args.loader_batch, args.cpu_pairs, args.repeats)
+        worker_wall, worker_cpu = pairs_per_second(anchors, args.loader_batch, args.worker_pairs, args.repeats)
+        device_wall, device_cpu = device_side_seconds(anchors, args.batch, args.repeats)
         results.append({
-            "n": n,
-            "anchor_px": list(anchor.shape[-2:]),
-            "cpu_path_pairs_per_s": round(pairs_per_second(cpu, args.loader_batch, args.cpu_pairs, args.repeats), 1),
-            "device_path_worker_pairs_per_s": round(
-                pairs_per_second(anchors, args.loader_batch, args.worker_pairs, args.repeats), 1),
-            "device_side_s_per_batch_on_cpu": round(device_side_seconds(anchors, args.batch, args.repeats), 3),
+            "n": n, "anchor_px": list(anchor.shape[-2:]),
+            "cpu_path_pairs_per_cpu_s": round(cpu_cpu, 1), "cpu_path_pairs_per_wall_s": round(cpu_wall, 1),
+            "device_path_worker_pairs_per_cpu_s": round(worker_cpu, 1),
+            "device_path_worker_pairs_per_wall_s": round(worker_wall, 1),
+            "device_side_cpu_s_per_batch_on_cpu": round(device_cpu, 3),
+            "device_side_wall_s_per_batch_on_cpu": round(device_wall, 3),
             "anchor_mb_per_batch": round(args.batch * anchor.numel() / 2**20, 1),
         })
 
     print(f"\n{args.image_size}-px images from memory, {args.view_size}-px views, 1 thread "
           f"(load average {os.getloadavg()[0]:.2f})")
-    print(f"{'n':>2} {'anchor':>10} {'CPU path':>12} {'device path, worker':>20} {'device side (CPU)':>22}")
+    print("pairs per CPU-second of one core (wall-clock rate in brackets, lower when the cores are shared)")
+    print(f"{'n':>2} {'anchor':>10} {'CPU path':>18} {'device path, worker':>22} {'device side on CPU':>26}")
     for r in results:
-        print(f"{r['n']:>2} {'x'.join(map(str, r['anchor_px'])):>10} {r['cpu_path_pairs_per_s']:>8.0f} p/s "
-              f"{r['device_path_worker_pairs_per_s']:>16.0f} p/s {r['device_side_s_per_batch_on_cpu']:>11.3f} s/{args.batch}")
+        print(f"{r['n']:>2} {'x'.join(map(str, r['anchor_px'])):>10} {r['cpu_path_pairs_per_cpu_s']:>7.0f} "
+              f"({r['cpu_path_pairs_per_wall_s']:.0f}) p/s {r['device_path_worker_pairs_per_cpu_s']:>10.0f} "
+              f"({r['device_path_worker_pairs_per_wall_s']:.0f}) p/s {r['device_side_cpu_s_per_batch_on_cpu']:>9.2f} "
+              f"({r['device_side_wall_s_per_batch_on_cpu']:.2f}) s per {args.batch}")
     print(json.dumps({"image_size": args.image_size, "view_size": args.view_size, "threads": 1,
                       "device_side_batch": args.batch, "load_average": os.getloadavg()[0], "levels": results},
                      indent=2))
