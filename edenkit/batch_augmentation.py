@@ -196,7 +196,7 @@ class BatchTwoViewAugment:
         device = p["angle"].device
         axis = (torch.arange(points, device=device, dtype=torch.float32) + 0.5) * (2.0 / points) - 1.0
         yo, xo = axis.view(points, 1), axis.view(1, points)
-        if rotate:  # F.rotate(angle) samples the view at the output position turned by -angle
+        if rotate:  # as F.rotate: content turns counter-clockwise, so each pixel samples its position turned clockwise (y down)
             theta = torch.deg2rad(p["angle"].float())[..., None, None]
             cos, sin = theta.cos(), theta.sin()
             xv = cos * xo - sin * yo
