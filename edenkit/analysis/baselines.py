@@ -144,6 +144,7 @@ def locality_references(patches: torch.Tensor, labels: np.ndarray, groups: np.nd
 
 
 def where_it_stands(score: float, floor: float, ceiling: float) -> float:
-    """``(score - floor) / (ceiling - floor)``: 0 at the floor, 1 at the ceiling (NaN when they coincide)."""
+    """``(score - floor) / (ceiling - floor)``: 0 at the floor, 1 at the ceiling; NaN when the ceiling is not
+    above the floor (there is then no room in which to place a score)."""
     span = ceiling - floor
-    return float("nan") if abs(span) < 1e-12 else float((score - floor) / span)
+    return float("nan") if span < 1e-12 else float((score - floor) / span)

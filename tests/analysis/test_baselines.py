@@ -100,4 +100,4 @@ def test_floor_features_shapes():
 def test_where_it_stands():
     assert baselines.where_it_stands(0.9, 0.8, 1.0) == 0.5
     assert baselines.where_it_stands(0.7, 0.8, 1.0) < 0
-    assert np.isnan(baselines.where_it_stands(0.5, 0.8, 0.8))
+    assert np.isnan(baselines.where_it_stands(0.5, 0.8, 0.8)) and np.isnan(baselines.where_it_stands(0.5, 0.8, 0.7))
