@@ -26,6 +26,12 @@ STRUCTURE_GROUPS = {
 }
 
 
+def structure_group(task: str) -> tuple[str, ...]:
+    """The masks of a segmentation target: a key of :data:`STRUCTURE_GROUPS`, or one mask by its own name
+    (e.g. ``"rib_right_5"``, ``"right_clavicle"``): individual ribs are targets without being listed."""
+    return STRUCTURE_GROUPS.get(task, (task,))
+
+
 @dataclasses.dataclass(frozen=True)
 class TransferTask:
     dataset: str  # "phantom" or a name of edenkit.data.datasets.DATASETS

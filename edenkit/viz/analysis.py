@@ -21,8 +21,12 @@ from edenkit.analysis.compositionality import sub_patch_boxes
 from edenkit.analysis.locality import landmark_patches
 from edenkit.viz.common import show_grey
 
-METHOD_COLOURS = {"adam": "tab:red", "mocov2": "tab:blue", "random": "tab:gray", "imagenet": "tab:green"}
-METHOD_LABELS = {"adam": "Adam (kit)", "mocov2": "MoCo-v2 (kit)", "random": "random init", "imagenet": "ImageNet"}
+METHOD_COLOURS = {"adam": "tab:red", "mocov2": "tab:blue", "random": "tab:gray", "imagenet": "tab:green",
+                  "prior": "black"}
+METHOD_LABELS = {"adam": "Adam (kit)", "mocov2": "MoCo-v2 (kit)", "random": "random init", "imagenet": "ImageNet",
+                 "prior": "prior only (majority vote)"}
+REFERENCE_LABELS = {"raw_pixels": "floor: raw pixels", "thumbnail_4x4": "floor: 4x4 thumbnail",
+                    "random_init": "floor: random init", "supervised_cnn": "ceiling: supervised CNN"}
 
 
 def _label(method: str) -> str:
@@ -31,8 +35,6 @@ def _label(method: str) -> str:
 
 def _colour(method: str, index: int) -> str:
     return METHOD_COLOURS.get(method, f"C{index}")
-
-
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -87,6 +89,43 @@ def plot_tsne(maps: dict[str, tuple[np.ndarray, np.ndarray]], names: Sequence[st
     return fig
 
 
+def plot_locality_references(methods: dict[str, dict], references: dict) -> Figure:
+    """Identification accuracy per protocol (kNN, nearest centroid with n references): each method's
+    score as a marker, the floors as grey dashed ticks, the ceiling as a black tick, chance dotted.
+
+    ``methods`` maps a method to ``locality_report`` output (``knn_accuracy``, ``centroid``);
+    ``references`` is ``locality_references`` output.
+    """
+    protocols = ["knn"] + [n for n in next(iter(references["floors"].values()))["centroid"]]
+    names = ["kNN (all refs)" if p == "knn" else f"centroid, {p} ref" for p in protocols]
+
+    def value(scores, p):
+        return scores["knn"] if p == "knn" else scores["centroid"][p]["mean"]
+
+    fig, ax = plt.subplots(figsize=(1.9 * len(protocols) + 3, 3.8))
+    styles = {"raw_pixels": ":", "thumbnail_4x4": "--", "random_init": "-."}
+    for name, scores in references["floors"].items():
+        for j, p in enumerate(protocols):
+            ax.hlines(value(scores, p), j - 0.4, j + 0.4, color="0.45", ls=styles.get(name, "--"), lw=1.5,
+                      label=REFERENCE_LABELS.get(name, name) if j == 0 else None)
+    for name, scores in references["ceiling"].items():
+        for j, p in enumerate(protocols):
+            ax.hlines(value(scores, p), j - 0.4, j + 0.4, color="black", lw=2,
+                      label=REFERENCE_LABELS.get(name, name) if j == 0 else None)
+    ax.axhline(references["chance"], color="0.7", ls=":", lw=1, label="chance")
+    offsets = np.linspace(-0.25, 0.25, max(len(methods), 1))
+    for i, (method, report) in enumerate(methods.items()):
+        scores = {"knn": report["knn_accuracy"], "centroid": report["centroid"]}
+        ax.plot(np.arange(len(protocols)) + offsets[i], [value(scores, p) for p in protocols], "o", ms=7,
+                color=_colour(method, i), label=_label(method))
+    ax.set_xticks(range(len(protocols)), names)
+    ax.set_ylabel("landmark identification accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # ----------------------------------------------------------------------------------------------------
 # Compositionality
 # ----------------------------------------------------------------------------------------------------
@@ -106,24 +145,66 @@ def show_splits(patch: torch.Tensor, splits: Sequence[int] = (2, 3, 4)) -> Figur
 
 
 def plot_kde(scores: dict[str, np.ndarray], paper_peaks: dict[str, float] | None = None,
-             xlabel: str = "cos(E(whole), Σ E(parts))") -> Figure:
-    """Kernel density of the compositionality scores per method; dotted lines = the paper's peaks."""
+             xlabel: str = "cos(E(whole), Σ E(parts))", controls: dict[str, np.ndarray] | None = None) -> Figure:
+    """Kernel density of the compositionality scores per method (solid), of the shuffled control
+    (``controls``, dashed, same colour); dotted lines = the paper's peaks, which are raw cosines: pass
+    them only with raw scores."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    lo = min(-0.2, *(float(np.min(s)) for s in scores.values()))
+    every = [*scores.values(), *(controls or {}).values()]
+    lo = min(-0.2, *(float(np.min(s)) for s in every))
     grid = np.linspace(lo, 1.0, 400)
-    for i, (method, values) in enumerate(scores.items()):
+    curves = [(m, v, "-", "") for m, v in scores.items()] + [(m, v, "--", ", shuffled") for m, v in (controls or {}).items()]
+    colours = {m: _colour(m, i) for i, m in enumerate(scores)}
+    for method, values, style, suffix in curves:
         values = np.asarray(values, dtype=float)
-        colour = _colour(method, i)
+        colour = colours.get(method, _colour(method, len(colours)))
         if np.ptp(values) > 1e-9:
-            ax.plot(grid, gaussian_kde(values)(grid), color=colour,
-                    label=f"{_label(method)} (mean {values.mean():.2f})")
+            ax.plot(grid, gaussian_kde(values)(grid), color=colour, ls=style,
+                    label=f"{_label(method)}{suffix} (mean {values.mean():.2f})")
         else:
-            ax.axvline(values[0], color=colour, label=f"{_label(method)} (all {values[0]:.2f})")
+            ax.axvline(values[0], color=colour, ls=style, label=f"{_label(method)}{suffix} (all {values[0]:.2f})")
     for i, (method, peak) in enumerate((paper_peaks or {}).items()):
-        ax.axvline(peak, color=f"C{i + 5}", ls=":", lw=1.5, label=f"paper: {method} peak ≈ {peak:.2f}")
+        ax.axvline(peak, color=f"C{i + 5}", ls=":", lw=1.5, label=f"paper's peak (raw cosine): {method} ≈ {peak:.2f}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_composition_control(measured: dict[str, dict], reference: dict | None = None,
+                             paper_peaks: dict[str, float] | None = None) -> Figure:
+    """Matched vs shuffled cosine per method (solid vs hatched bars), centred (left) and raw (right).
+
+    ``measured`` maps a label (e.g. ``"adam / head"``) to ``compositionality.measures`` output;
+    ``reference`` (random init) is drawn as grey bars and as dashed lines across the panel. The paper's
+    peaks are raw cosines of its own embeddings: they are drawn on the raw panel only, labelled, never on
+    the centred axis, whose scale is not the paper's.
+    """
+    entries = ({"random init (reference)": reference} if reference else {}) | dict(measured)
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.5 * len(entries) + 5), 3.9), squeeze=False)
+    for ax, kind in zip(axes[0], ("centred", "raw")):
+        for j, (name, m) in enumerate(entries.items()):
+            method = name.split(" /")[0]
+            colour = "0.6" if name.startswith("random init (reference)") else _colour(method, j)
+            ax.bar(j - 0.2, m[kind]["matched"]["mean"], 0.38, yerr=m[kind]["matched"]["std"], color=colour,
+                   capsize=2, label="matched (whole, its parts)" if j == 0 else None)
+            ax.bar(j + 0.2, m[kind]["shuffled"]["mean"], 0.38, yerr=m[kind]["shuffled"]["std"], color=colour,
+                   alpha=0.35, hatch="//", capsize=2, label="shuffled control (other patch's parts)" if j == 0 else None)
+            ax.text(j, max(m[kind]["matched"]["mean"], 0) + 0.04, f"gap {m[kind]['gap']:+.2f}", ha="center", fontsize=7)
+        if reference:
+            ax.axhline(reference[kind]["matched"]["mean"], color="0.5", ls="--", lw=1)
+        if kind == "raw":
+            for i, (method, peak) in enumerate((paper_peaks or {}).items()):
+                ax.axhline(peak, color=f"C{i + 5}", ls=":", lw=1.5,
+                           label=f"paper's peak, {method} (raw cosine, real data, approx.) {peak:.2f}")
+        ax.set_xticks(range(len(entries)), [n.replace(" / ", "\n") for n in entries], fontsize=7)
+        ax.set_ylim(min(-0.1, *(m[kind]["shuffled"]["mean"] - 0.1 for m in entries.values())), 1.1)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_title("centred cosine (the kit's score)" if kind == "centred" else "raw cosine (the paper's scale)",
+                     fontsize=9)
+        ax.legend(fontsize=6, loc="lower left")
+    axes[0, 0].set_ylabel("cos(E(whole), Σ E(parts))")
     fig.tight_layout()
     return fig
 
@@ -151,7 +232,7 @@ def fewshot_table(summary: dict, shots: Sequence[int] = paper.SHOTS, tasks: Sequ
         lines.append(f"| {_label(method)} (this run) | " + " | ".join(cells) + " |")
     if with_paper:
         for method, by_task in paper.FEWSHOT_DICE.items():
-            cells = [f"{by_task[t][n]:.2f}" if n in by_task[t] else "–" for t in tasks for n in shots]
+            cells = [f"{by_task[t][n]:.2f}" if n in by_task.get(t, {}) else "–" for t in tasks for n in shots]
             lines.append(f"| *paper: {method}* | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -167,9 +248,10 @@ def plot_fewshot(summary: dict, tasks: Sequence[str] = ("heart", "clavicle"), wi
                 continue
             mean = [by_task[task][n]["mean"] for n in shots]
             std = [by_task[task][n]["std"] for n in shots]
-            ax.errorbar(shots, mean, yerr=std, marker="o", capsize=3, color=_colour(method, i),
+            ax.errorbar(shots, mean, yerr=std, marker="s" if method == "prior" else "o", capsize=3,
+                        color=_colour(method, i), ls=":" if method == "prior" else "-",
                         label=f"{_label(method)} (this run)")
-        if with_paper:
+        if with_paper and task in paper.FEWSHOT_DICE["Adam"]:
             for method in ("Adam", "MoCo-v2"):
                 row = paper.FEWSHOT_DICE[method][task]
                 ax.plot(list(row), list(row.values()), ls="--", marker="x", color=paper_colours[method], alpha=0.6,
@@ -184,6 +266,26 @@ def plot_fewshot(summary: dict, tasks: Sequence[str] = ("heart", "clavicle"), wi
     fig.legend(handles, texts, loc="lower center", ncol=min(len(texts), 5), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
+
+
+def paired_tests_table(tests: dict, methods: Sequence[str] | None = None) -> str:
+    """Markdown: per method, task and n, the Dice difference to each baseline and the paired t-test's p.
+
+    ``tests`` is ``edenkit.transfer.fewshot.paired_tests(results)``.
+    """
+    rows = []
+    for method, by_task in tests.items():
+        if methods is not None and method not in methods:
+            continue
+        for task, by_n in by_task.items():
+            for n, by_base in by_n.items():
+                row = {"method": _label(method), "task": task, "n": n}
+                for base, t in by_base.items():
+                    p = "–" if t["p"] is None or t["p"] != t["p"] else f"{t['p']:.3f}"
+                    row[f"vs {_label(base)}"] = f"{t['mean_diff']:+.1f} (p {p})"
+                rows.append(row)
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    return markdown_table(rows, columns) if rows else "no comparisons"
 
 
 def plot_finetune_bars(results: dict[str, dict[str, dict]], ylabel: str = "score (%)") -> Figure:

@@ -43,7 +43,7 @@ def test_figures_return_figures():
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     assert len(figs[0].axes) == 2 and len(figs[2].axes) == 1 and len(figs[3].axes) == 4
     kde_labels = [line.get_label() for line in figs[1].axes[0].get_lines()]
-    assert any("paper: Adam" in s for s in kde_labels) and any("random init" in s for s in kde_labels)
+    assert any("paper's peak (raw cosine): Adam" in s for s in kde_labels) and any("random init" in s for s in kde_labels)
     plt.close("all")
 
 
@@ -78,3 +78,51 @@ def test_pretraining_note_flags_collapse_and_full_pruning(tmp_path):
                                                    "frac_pruned": 0.0}))
     assert "WARNING" not in viz.pretraining_note(healthy, "mocov2")
     assert "no training log" in viz.pretraining_note(tmp_path / "missing", "adam")
+
+
+def _scores(knn, c1, c3):
+    return {"knn": knn, "silhouette": 0.1, "centroid": {1: {"mean": c1, "std": 0, "n": 2}, 3: {"mean": c3, "std": 0, "n": 2}}}
+
+
+def test_locality_figure_draws_floors_ceiling_and_chance():
+    references = {"floors": {"raw_pixels": _scores(0.8, 0.4, 0.5), "thumbnail_4x4": _scores(0.8, 0.45, 0.55),
+                             "random_init": _scores(0.82, 0.5, 0.6)},
+                  "ceiling": {"supervised_cnn": {**_scores(0.9, 0.6, 0.7), "silhouette": None}}, "chance": 0.1}
+    methods = {"adam": {"knn_accuracy": 0.85, "centroid": _scores(0, 0.5, 0.6)["centroid"]}}
+    fig = viz.plot_locality_references(methods, references)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert {"floor: raw pixels", "floor: 4x4 thumbnail", "floor: random init", "ceiling: supervised CNN",
+            "chance", "Adam (kit)"} <= set(labels)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["kNN (all refs)", "centroid, 1 ref",
+                                                                      "centroid, 3 ref"]
+    plt.close("all")
+
+
+def _measures(matched, shuffled):
+    part = {"matched": {"mean": matched, "std": 0.1, "n": 9}, "shuffled": {"mean": shuffled, "std": 0.1, "n": 9},
+            "gap": matched - shuffled}
+    return {"centred": part, "raw": {**part, "matched": {"mean": 0.99, "std": 0.0, "n": 9}}}
+
+
+def test_composition_figure_keeps_the_papers_peaks_off_the_centred_axis():
+    fig = viz.plot_composition_control({"adam / backbone": _measures(0.3, 0.02), "adam / head": _measures(0.4, 0.0)},
+                                       reference=_measures(0.5, 0.0), paper_peaks={"Adam": 0.84})
+    centred, raw = fig.axes
+    assert not any("paper" in label for label in centred.get_legend_handles_labels()[1])
+    assert any("paper's peak, Adam (raw cosine" in label for label in raw.get_legend_handles_labels()[1])
+    assert any("shuffled control" in label for label in centred.get_legend_handles_labels()[1])
+    assert "random init (reference)" in [t.get_text() for t in centred.get_xticklabels()]
+    plt.close("all")
+
+
+def test_prior_is_labelled_and_the_paired_tests_table():
+    summary = {**SUMMARY, "prior": {"heart": {3: {"mean": 77.0, "std": 1.0, "n": 5}}, "clavicle": {}}}
+    assert "| prior only (majority vote) (this run) | 77.0 ± 1.0 |" in viz.fewshot_table(summary)
+    rib = viz.fewshot_table({"adam": {"rib_right_5": {3: {"mean": 30.0, "std": 1.0, "n": 5}}}}, tasks=("rib_right_5",))
+    assert "30.0 ± 1.0" in rib and "*paper: Adam* | – |" in rib  # the paper has no rib column
+    viz.plot_fewshot(summary, tasks=("heart", "rib_right_5"))
+    tests = {"adam": {"heart": {3: {"mocov2": {"mean_diff": 2.0, "p": 0.04, "t": 3.0, "n_a": 5, "n_b": 5},
+                                    "prior": {"mean_diff": 10.0, "p": float("nan"), "t": 0, "n_a": 1, "n_b": 1}}}}}
+    table = viz.paired_tests_table(tests)
+    assert "+2.0 (p 0.040)" in table and "+10.0 (p –)" in table and "vs prior only (majority vote)" in table
+    plt.close("all")

@@ -89,6 +89,7 @@ def test_report_on_a_toy_set():
     landmarks = torch.tensor([[8.0, 8.0], [24.0, 24.0]]).expand(6, 2, 2)
     report = locality_report(_Mean(), images, landmarks, patch_size=6, input_size=None, k=1, n_splits=3)
     assert report["knn_accuracy"] == 1.0 and report["chance"] == 0.5
+    assert report["centroid"][1]["mean"] == 1.0 and set(report["centroid"]) == {1, 3}  # 10 refs need 11 patients
     assert report["n_patches"] == 12 and report["n_patients"] == 6 and report["tsne"].shape == (12, 2)
 
 
@@ -114,7 +115,21 @@ def test_cli_writes_json(tmp_path):
 
     out = tmp_path / "locality.json"
     assert main(["locality", "--encoder", "random", "--n", "4", "--size", "64", "--patch-size", "16",
-                 "--input-size", "32", "--jitter", "2", "--k", "1", "--out", str(out)]) == 0
+                 "--input-size", "32", "--jitter", "2", "--k", "1", "--n-references", "1", "3", "--trials", "2",
+                 "--ceiling-steps", "2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["n_images"] == 4 and result["jitter"] == 2.0
     assert 0.0 <= result["methods"]["random"]["knn_accuracy"] <= 1.0
+    assert set(result["methods"]["random"]["centroid"]) == {"1", "3"}
+    assert set(result["floors"]) == {"raw_pixels", "thumbnail_4x4", "random_init"}
+    assert set(result["ceiling"]) == {"supervised_cnn"} and result["chance"] == 0.1
+    # the random-init floor and a random encoder of the same seed are the same network on the same patches
+    assert result["floors"]["random_init"]["knn"] == result["methods"]["random"]["knn_accuracy"]
+
+
+def test_default_patch_and_jitter_scale_with_the_image():
+    from edenkit.analysis.locality import default_patch_and_jitter
+
+    assert default_patch_and_jitter(128) == (16, 8.0)
+    assert default_patch_and_jitter(64) == (8, 4.0)
+    assert default_patch_and_jitter(64, 20, 0.0) == (20, 0.0)

@@ -80,3 +80,31 @@ def test_cli_writes_json(tmp_path):
                  "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert len(result["dice"]["random"]["heart"]["3"]) == 1 and result["summary"]["random"]["heart"]["3"]["n"] == 1
+
+
+def test_the_prior_baseline_and_the_paired_tests():
+    pool, val, test = _items(6), _items(2, offset=100), _items(2, offset=200)
+    cfg = FinetuneConfig(arch="resnet18", decoder_channels=(8, 8, 8, 8, 8), max_steps=1, eval_every=1)
+    out = fewshot.run_fewshot({"random": None, "mocov2": None}, pool, val, test, STRUCTURES, tasks=("heart",),
+                              shots=(3,), trials=2, cfg=cfg, log=None)
+    assert out["dice"][fewshot.PRIOR]["heart"][3] == [1.0, 1.0]  # identical masks: their vote is the answer
+    assert out["seconds"][fewshot.PRIOR] == 0.0
+    tests = fewshot.paired_tests(out)
+    assert set(tests["random"]["heart"][3]) == {"mocov2", fewshot.PRIOR}
+    assert set(tests[fewshot.PRIOR]["heart"][3]) == {"mocov2", "random"}
+    vs_prior = tests["random"]["heart"][3][fewshot.PRIOR]
+    assert vs_prior["n_a"] == 2 and vs_prior["mean_diff"] <= 0
+    text = fewshot.to_json({"x": float("nan"), "y": [float("nan"), 1.0]})
+    assert json.loads(text) == {"x": None, "y": [None, 1.0]}
+    no_prior = fewshot.run_fewshot({"random": None}, pool, val, test, STRUCTURES, tasks=("heart",), shots=(3,),
+                                   trials=1, cfg=cfg, log=None, with_prior=False)
+    assert set(no_prior["dice"]) == {"random"}
+
+
+def test_an_individual_rib_is_a_task():
+    from edenkit.transfer.tasks import STRUCTURE_GROUPS, structure_group
+
+    assert structure_group("rib_right_5") == ("rib_right_5",) and structure_group("clavicle") == STRUCTURE_GROUPS["clavicle"]
+    pool, val, test, structures = fewshot.phantom_fewshot_data(3, 1, 1, 32, tasks=("heart", "rib_right_5"))
+    assert "rib_right_5" in structures and "heart" in structures
+    assert pool[0]["masks"].shape[0] == len(structures)

@@ -74,3 +74,33 @@ def test_metrics_give_exactly_the_former_hand_written_values():
     assert auc_scores(labels, scores, names=["a", "b", "c"]) == {
         "per_class": {"a": 0.625, "b": 0.5625, "c": None}, "mean": 0.59375, "n_classes": 2}
     assert auc_scores(labels, scores)["per_class"] == {"0": 0.625, "1": 0.5625, "2": None}
+
+
+def test_majority_vote_of_identical_masks_scores_dice_one():
+    from edenkit.transfer.metrics import majority_vote
+
+    mask = torch.zeros(16, 16)
+    mask[3:9, 4:12] = 1
+    vote = majority_vote(mask.expand(3, 16, 16))
+    assert torch.equal(vote, mask.bool())
+    assert float(dice_score(vote[None], mask[None].bool())) == 1.0
+
+
+def test_majority_vote_keeps_pixels_in_at_least_half_of_the_masks():
+    from edenkit.transfer.metrics import majority_vote
+
+    masks = torch.zeros(4, 1, 4)
+    masks[0, 0, :1] = masks[1, 0, :2] = masks[2, 0, :3] = masks[3, 0, :4] = 1  # pixel j is in 4 - j masks
+    assert majority_vote(masks).tolist() == [[True, True, True, False]]  # 4, 3, 2 (a tie: in) and 1 of 4
+    with pytest.raises(ValueError):
+        majority_vote(torch.zeros(0, 4, 4))
+
+
+def test_mean_thickness_of_bands():
+    from edenkit.transfer.metrics import mean_thickness
+
+    for t in (2, 3, 6):
+        band = torch.zeros(2, 64, 64)
+        band[:, 10 : 10 + t, 4:60] = 1
+        assert abs(mean_thickness(band) - t) < 0.1 * t  # the band's ends count as boundary too
+    assert mean_thickness(torch.zeros(3, 8, 8)) != mean_thickness(torch.zeros(3, 8, 8))  # NaN: nothing there
