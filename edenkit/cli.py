@@ -48,6 +48,8 @@ KIT_ERRORS: dict[str, tuple[str, ...]] = {
     "zipfile": ("BadZipFile",),
 }
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Raised by the OS or by the kit about a path the user gave: always a bad input, never a bug.
+FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 _DATALOADER_WRAP = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\s*Original Traceback", re.S)
 _QUALIFIED_TYPE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Required): ")
 
@@ -97,10 +99,8 @@ def error_line(error: BaseException) -> str | None:
             return f"no space left on device{where}; free some space and rerun ({_one_line(str(error))})"
     if isinstance(error, kit) or isinstance(error, ValueError):
         return _one_line(str(error)) or type(error).__name__
-    if isinstance(error, OSError) and (error.errno is not None or error.filename is not None):
+    if isinstance(error, FILE_ERRORS) or (isinstance(error, OSError) and error.errno is not None):
         return _one_line(_os_message(error))
-    if isinstance(error, OSError) and _DATALOADER_WRAP.search(str(error)):  # OSError re-raised by a worker
-        return _one_line(str(error))
     return None
 
 
