@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= demo
 
-.PHONY: venv demo test lint unit nbval notebooks clean
+.PHONY: venv demo lab test lint unit browser nbval notebooks clean
 
 venv: $(VENV)/.ready
 
@@ -23,7 +23,13 @@ $(VENV)/.ready: pyproject.toml
 demo: venv
 	$(PY) -m edenkit notebooks --profile $(PROFILE) --out runs/$(PROFILE)
 
-# The whole suite: lint, unit tests, then every notebook through nbval in the `ci` profile.
+# JupyterLab on the checkout, every notebook switched to $(PROFILE) by EDENKIT_PROFILE (see notebook 00);
+# kernels over CurveZMQ, as the runner's, so Lab does not print ipykernel's plain-TCP warning.
+lab: venv
+	EDENKIT_PROFILE=$(PROFILE) $(VENV)/bin/jupyter lab --KernelManager.transport_encryption=auto
+
+# The whole suite: lint, unit tests (with tests/test_browser.py: notebooks 01 and 02 in JupyterLab in
+# headless Chromium), then every notebook through nbval in the `ci` profile.
 test: venv lint unit nbval
 
 lint: venv
@@ -31,6 +37,10 @@ lint: venv
 
 unit: venv
 	$(PY) -m pytest tests
+
+# The browser test alone (needs `apt-get install chromium chromium-driver`; skipped without them).
+browser: venv
+	$(PY) -m pytest tests/test_browser.py
 
 nbval: venv
 	rm -rf build/nbval

@@ -28,15 +28,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from edenkit import engine
-from edenkit.pretrain import (
-    ImageTensor,
-    anatomy_pairs,
-    autocast_dtype,
-    build_model,
-    learning_rate,
-    load_pretrain_config,
-    phantom_images,
-)
+from edenkit.pretrain import build_model
+from edenkit.pretrain_config import autocast_dtype, learning_rate, load_pretrain_config
+from edenkit.pretrain_data import ImageTensor, anatomy_pairs, phantom_images
 from edenkit.pruner import info_nce
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from edenkit import dist
 from edenkit.moco import MoCo
@@ -94,7 +94,7 @@ def train_one_epoch(
     mean = _Mean()
     images = 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not (progress and dist.is_main()))
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, mininterval=2.0, disable=not (progress and dist.is_main()))
     for step, batch in enumerate(bar):
         view1, view2 = _views(batch, device, channels_last)
         with autocast(device, autocast_dtype):

@@ -1,17 +1,23 @@
-"""``python -m edenkit notebooks``: run the tutorial notebooks headless with papermill.
+"""The tutorial notebooks on a profile: ``python -m edenkit notebooks`` runs them headless with papermill.
 
 Parameters come from ``notebooks/params/<profile>.yaml``: the ``common`` section goes to every notebook
 that declares the key in its ``parameters`` cell, and a section named after a notebook's stem adds or
 overrides keys for that notebook. ``-p key=value`` overrides both. Every notebook gets an absolute
 ``out_dir`` (where its figures and results go). Executed copies and ``summary.json`` are written to
-``--out`` (default ``runs/<profile>``); the command exits non-zero if a notebook fails, naming the
-notebook and the failing cell.
+``--out`` (default ``runs/<profile>``) and signed, so JupyterLab trusts them and shows their widgets;
+the command exits non-zero if a notebook fails, naming the notebook and the failing cell.
+
+In JupyterLab the choice is the environment variable ``EDENKIT_PROFILE``: each notebook's first code
+cell after its parameters calls :func:`apply_profile`, so ``EDENKIT_PROFILE=demo jupyter lab`` (or
+``make lab``) runs every notebook on the ``demo`` settings while the committed parameters cells keep
+the ``ci`` ones. Parameters injected by papermill (this runner, nbval on its prepared copies) win.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -22,6 +28,9 @@ from edenkit.config import ConfigError, parse_overrides, read_yaml
 from edenkit.files import atomic_write_json
 
 PROFILES = ("ci", "demo", "paper")
+PROFILE_VARIABLE = "EDENKIT_PROFILE"
+# The first line of the cell papermill injects after a notebook's parameters cell (its Python translator).
+INJECTED_CELL_HEADER = "# Parameters\n"
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")
 
 
@@ -85,6 +94,47 @@ def notebook_parameters(
     return params
 
 
+def apply_profile(namespace: dict, notebook: str) -> None:
+    """Switch a notebook opened in JupyterLab to the profile named by ``$EDENKIT_PROFILE``.
+
+    Called as ``apply_profile(globals(), "<notebook stem>")`` right after the parameters cell, it
+    overwrites the parameters with the values the runner would inject for that profile (the ``common``
+    section of ``notebooks/params/<profile>.yaml`` and the notebook's own section, each key that the
+    parameters cell defines) and moves ``out_dir`` from ``../runs/<cell profile>`` to
+    ``../runs/<profile>``. It does nothing when the variable is unset, names the profile the cell has
+    already, or when this kernel has run papermill's injected-parameters cell: those parameters win
+    (``python -m edenkit notebooks``, nbval on prepared copies, an executed copy re-run in Lab).
+    """
+    wanted = os.environ.get(PROFILE_VARIABLE, "").strip()
+    current = namespace.get("profile")
+    if not wanted or wanted == current or _ran_injected_parameters(namespace):
+        return
+    if wanted not in PROFILES:
+        raise ConfigError(f"{PROFILE_VARIABLE}={wanted!r}: choose one of {', '.join(PROFILES)}")
+    profile_params = read_yaml(_params_folder() / f"{wanted}.yaml")
+    chosen = dict(profile_params.get("common") or {})
+    chosen.update(profile_params.get(notebook) or {})
+    values = {k: v for k, v in chosen.items() if k in namespace}
+    out_dir = namespace.get("out_dir")
+    if out_dir is not None and current and Path(out_dir).name == current:
+        values["out_dir"] = str(Path(out_dir).with_name(wanted))
+    namespace.update(values)
+    where = f"; outputs under {values['out_dir']}" if "out_dir" in values else ""
+    print(f"{PROFILE_VARIABLE}={wanted}: parameters from notebooks/params/{wanted}.yaml{where}")
+
+
+def _ran_injected_parameters(namespace: dict) -> bool:
+    """Whether IPython's input history (``In``) holds the cell papermill injected."""
+    history = namespace.get("In") or []
+    return any(isinstance(source, str) and source.startswith(INJECTED_CELL_HEADER) for source in history)
+
+
+def _params_folder() -> Path:
+    """``./params`` beside the notebook (a kernel's working directory in Lab), else the checkout's."""
+    here = Path.cwd() / "params"
+    return here if here.is_dir() else default_notebook_dir() / "params"
+
+
 def run_notebook(
     notebook: Path, output: Path, parameters: dict, prepare_only: bool = False, cell_timeout: int | None = 3600
 ) -> NotebookResult:
@@ -106,6 +156,7 @@ def run_notebook(
             progress_bar=False,
             prepare_only=prepare_only,
             execution_timeout=cell_timeout,
+            config=_kernel_manager_config(),
         )
         status, error = ("prepared" if prepare_only else "ok"), ""
     except PapermillExecutionError as e:
@@ -115,7 +166,40 @@ def run_notebook(
         status = "failed"
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         error = f"cell index {_running_cell(output)}: {type(e).__name__}: {first_line}"
+    if not prepare_only and output.is_file():
+        sign_notebook(output)
     return NotebookResult(notebook.name, status, round(time.perf_counter() - start, 2), str(output), error)
+
+
+def _kernel_manager_config():
+    """Kernels over CurveZMQ-encrypted TCP where pyzmq supports it.
+
+    ipykernel (7.4 here) warns "Kernel is running over TCP without encryption" when the kernel manager
+    provisions no keys, jupyter_client's default ("disabled"); "auto" provisions them for kernelspecs
+    that declare ``supported_encryption: curve`` (ipykernel's does), which also silences the warning.
+    """
+    import zmq
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}})
+
+
+def sign_notebook(path: Path) -> None:
+    """Record ``path`` as trusted in this user's Jupyter signature database, as ``jupyter trust`` does.
+
+    The notary keeps its secret and database in the Jupyter data directory (``$JUPYTER_DATA_DIR`` or
+    ``~/.local/share/jupyter``), the one JupyterLab started later by the same user checks, so the
+    executed notebook opens with its outputs trusted: widgets and HTML render instead of a line of text.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    nb = nbformat.read(path, as_version=4)
+    try:
+        with NotebookNotary() as notary:
+            notary.sign(nb)
+    except OSError as e:  # an unwritable data directory: the run stands, only Lab will not trust it
+        print(f"[edenkit]   could not sign {path.name} ({e}); `jupyter trust {path}` does it later", flush=True)
 
 
 def _running_cell(output: Path) -> str:

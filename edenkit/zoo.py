@@ -32,14 +32,9 @@ import yaml
 from edenkit.checkpoint import export_encoder
 from edenkit.config import default_data_root, to_dict
 from edenkit.models.backbones import build_resnet
-from edenkit.pretrain import (
-    RESUMABLE_CHANGES,
-    CurriculumConfig,
-    PretrainConfig,
-    RunPaths,
-    load_pretrain_config,
-    pretrain,
-)
+from edenkit.pretrain import pretrain
+from edenkit.pretrain_config import CurriculumConfig, PretrainConfig, load_pretrain_config
+from edenkit.run_folder import RESUMABLE_CHANGES, RunPaths
 
 Method = Literal["adam", "mocov2", "random"]
 Profile = Literal["ci", "demo", "paper"]

@@ -17,7 +17,7 @@ MAX_LINES = 420  # "under ~400 lines": one screenful of jobs, not one screen
 LAYERS: list[tuple[str, ...]] = [
     ("edenkit.files", "edenkit.config", "edenkit.stats", "edenkit.paper", "edenkit.dist"),
     ("edenkit.phantom", "edenkit.data"),
-    ("edenkit.decomposer", "edenkit.augmentation", "edenkit.batch_augmentation"),
+    ("edenkit.decomposer", "edenkit.augmentation", "edenkit.batch_augmentation", "edenkit.anatomy_anchors"),
     ("edenkit.models", "edenkit.moco", "edenkit.pruner"),
     ("edenkit.checkpoint",),
     ("edenkit.engine",),

@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from edenkit import zoo
-from edenkit.pretrain import read_log
+from edenkit.run_folder import read_log
 
 
 def loads_into_resnet18(path) -> bool:

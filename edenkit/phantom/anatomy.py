@@ -1,292 +1,37 @@
-"""The shapes of a phantom chest: per-patient parameters and the geometry built from them.
+"""The anatomy of one patient on one frame: distances, masks, centre lines and landmark points.
 
-Everything here lives in a *canonical* frame: ``u`` grows to the image's right, ``v`` downwards, both
-in [0, 1], with the midline at ``u = 0.5``. Side 0 is the patient's RIGHT, drawn on the image's LEFT
-(small ``u``); side 1 is the patient's left. A :class:`Frame` maps the pixel grid of one image to this
-frame through a small pose (rotation, shift, scale), so a shape is written once and rasterized at any
-size. ``edenkit.phantom`` turns these shapes into masks, landmarks and grey values.
-
-Shapes are analytic (ellipses, parabolas, curves ``v = f(u)``) and evaluated with NumPy on the whole
-grid or on a pixel window around them, which keeps a 256 px image at a few tens of milliseconds.
+Shapes are analytic (ellipses, parabolas, curves ``v = f(u)``, in v2 a heart outline in polar form)
+and evaluated with NumPy on the whole grid or on a pixel window around them, in canonical
+coordinates (``edenkit.phantom.geometry``). ``edenkit.phantom.radiograph`` turns them into masks,
+landmarks and grey values.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
 
-RIGHT, LEFT = 0, 1  # patient's sides
+from edenkit.phantom import heart
+from edenkit.phantom.geometry import (
+    LEFT,
+    RIGHT,
+    Frame,
+    RibArcs,
+    _column,
+    bone_profile,
+    clip01,
+    curve_distance,
+    ellipse_depth,
+    ellipse_distance,
+    side_sign,
+    smoothstep,
+)
+from edenkit.phantom.patient import Patient
 
-
-def side_sign(side: int) -> int:
-    """-1 for the patient's right (image left), +1 for the patient's left."""
-    return -1 if side == RIGHT else 1
-
-
-# ----------------------------------------------------------------------------------------------------
-# Patient parameters
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Patient:
-    """Every number that makes one phantom patient, in canonical units.
-
-    ``draw`` takes two generators: ``anatomy`` for what belongs to the person (body, organs, bones),
-    ``visit`` for what changes between two radiographs of that person (pose, exposure, findings).
-    """
-
-    # pose (canonical -> image)
-    angle: float
-    shift: tuple[float, float]
-    scale: float
-    # body outline
-    body_half_width: float
-    neck_half_width: float
-    shoulder_v: float
-    # lungs: per side an ellipse cut by its diaphragm dome and by the mediastinum
-    lung_center_offset: float
-    lung_half_width: float
-    lung_center_v: float
-    apex_v: float
-    dome_v: tuple[float, float]  # (right, left) dome tops
-    dome_depth: float  # how far the costophrenic angles lie below the dome tops
-    mediastinum_half_width: float
-    # heart: a rotated ellipse sized from a cardiothoracic ratio
-    heart_center: tuple[float, float]
-    heart_axes: tuple[float, float]
-    heart_angle: float
-    # spine, airway
-    spine_half_width: float
-    t1_top_v: float
-    vertebra_height: float
-    carina_v: float
-    trachea_half_width: float
-    # bones
-    rib_thickness: tuple[float, ...]  # per rib level
-    rib_jitter: tuple[float, ...]  # per rib level, vertical offset
-    rib_drop: float
-    clavicle_v: float
-    clavicle_rise: float
-    clavicle_thickness: float
-    breast: float  # 0 = none, 1 = marked breast shadows
-    gastric_bubble: float  # 0 = none, 1 = a large air bubble under the left dome
-    # acquisition
-    exposure: float
-    contrast: float
-    gamma: float
-    noise_std: float
-    blur_px: float
-    texture_seed: int
-
-    def __post_init__(self) -> None:
-        # plain Python floats keep the float32 grids float32 (NumPy scalars would promote to float64)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                setattr(self, f.name, tuple(float(x) for x in value))
-            elif f.name != "texture_seed":
-                setattr(self, f.name, float(value))
-
-    @staticmethod
-    def draw(anatomy: np.random.Generator, visit: np.random.Generator, ctr: float, variation: float = 1.0):
-        """A random patient whose heart gives cardiothoracic ratio ``ctr`` (heart width / thorax width).
-
-        ``variation`` scales every spread around the average patient (0 = the average patient).
-        """
-
-        def around(rng, mean, spread):
-            return float(mean + variation * spread * rng.uniform(-1.0, 1.0))
-
-        a, r = anatomy, visit
-        apex_v = around(a, 0.13, 0.025)
-        dome_r = around(a, 0.71, 0.04)
-        dome_l = dome_r + around(a, 0.025, 0.012)  # the liver pushes the right dome higher
-        lung_half_width = around(a, 0.19, 0.015)
-        lung_center_offset = around(a, 0.20, 0.012)
-        thorax_width = 2 * (lung_center_offset + lung_half_width)
-        heart_width = ctr * thorax_width
-        heart_angle = math.radians(around(a, 28.0, 8.0))
-        ratio = around(a, 0.78, 0.06)  # short / long axis
-        # width of a rotated ellipse = 2 sqrt(A^2 cos^2 + B^2 sin^2): solve for the long axis A
-        long_axis = 0.5 * heart_width / math.hypot(math.cos(heart_angle), ratio * math.sin(heart_angle))
-        heart_height = 2 * long_axis * math.hypot(math.sin(heart_angle), ratio * math.cos(heart_angle))
-        # about a third of the heart lies right of the midline, two thirds left
-        heart_center = (
-            0.5 + heart_width / 6.0 + variation * a.uniform(-0.01, 0.01),
-            dome_l - 0.36 * heart_height,
-        )
-        t1_top_v = apex_v - around(a, 0.025, 0.01)
-        n_levels = 12
-        return Patient(
-            angle=math.radians(around(r, 0.0, 4.0)),
-            shift=(around(r, 0.0, 0.035), around(r, 0.0, 0.035)),
-            scale=around(r, 1.0, 0.06),
-            body_half_width=around(a, 0.45, 0.035),
-            neck_half_width=around(a, 0.1, 0.012),
-            shoulder_v=around(a, 0.06, 0.02),
-            lung_center_offset=lung_center_offset,
-            lung_half_width=lung_half_width,
-            lung_center_v=around(a, 0.62, 0.02),
-            apex_v=apex_v,
-            dome_v=(dome_r, dome_l),
-            dome_depth=around(a, 0.075, 0.015),
-            mediastinum_half_width=around(a, 0.058, 0.008),
-            heart_center=heart_center,
-            heart_axes=(long_axis, ratio * long_axis),
-            heart_angle=heart_angle,
-            spine_half_width=around(a, 0.04, 0.004),
-            t1_top_v=t1_top_v,
-            vertebra_height=(dome_l + 0.07 - t1_top_v) / n_levels,
-            carina_v=around(a, 0.36, 0.02),
-            trachea_half_width=around(a, 0.018, 0.003),
-            rib_thickness=tuple(around(a, 0.021, 0.003) * (0.85 + 0.03 * i) for i in range(n_levels)),
-            rib_jitter=tuple(0.004 * variation * a.standard_normal() for _ in range(n_levels)),
-            rib_drop=around(a, 0.16, 0.025),
-            clavicle_v=apex_v + around(a, 0.065, 0.015),
-            clavicle_rise=around(a, 0.07, 0.02),
-            clavicle_thickness=around(a, 0.026, 0.004),
-            breast=float(np.clip(a.uniform(-0.6, 1.0), 0.0, 1.0)),
-            gastric_bubble=float(np.clip(r.uniform(-0.3, 1.0), 0.0, 1.0)),
-            exposure=around(r, 1.0, 0.1),
-            contrast=around(r, 1.0, 0.1),
-            gamma=around(r, 1.0, 0.1),
-            noise_std=around(r, 0.017, 0.007),
-            blur_px=around(r, 0.8, 0.25),
-            texture_seed=int(r.integers(2**31)),
-        )
-
-
-# ----------------------------------------------------------------------------------------------------
-# Pixel grid <-> canonical frame
-# ----------------------------------------------------------------------------------------------------
-
-
-class Frame:
-    """The pixel grid of one square image and the pose that maps it to canonical coordinates."""
-
-    def __init__(self, size: int, angle: float, shift: tuple[float, float], scale: float):
-        self.size = size
-        c, s = math.cos(angle), math.sin(angle)
-        self.rot = np.array([[c, -s], [s, c]])
-        self.scale = scale
-        self.shift = np.asarray(shift, dtype=np.float64)
-        p = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
-        qx, qy = p[None, :] - float(shift[0]), p[:, None] - float(shift[1])
-        # canonical = R^T (image - 0.5 - shift) / scale + 0.5
-        self.u = ((c * qx + s * qy) / scale + 0.5).astype(np.float32)
-        self.v = ((-s * qx + c * qy) / scale + 0.5).astype(np.float32)
-
-    def to_pixels(self, uv) -> np.ndarray:
-        """Canonical points [..., 2] -> pixel (x, y) [..., 2], pixel centres at integers."""
-        q = (np.asarray(uv, dtype=np.float64) - 0.5) @ self.rot.T * self.scale + 0.5 + self.shift
-        return q * self.size - 0.5
-
-    def window(self, u0: float, v0: float, u1: float, v1: float) -> tuple[slice, slice]:
-        """Rows and columns of the pixels that cover a canonical box (plus a margin)."""
-        # plain Python: this runs for every rib of every image, on four points
-        (r00, r01), (r10, r11) = self.rot.tolist()
-        sx, sy = float(self.shift[0]), float(self.shift[1])
-        xs, ys = [], []
-        for u, v in ((u0, v0), (u1, v0), (u0, v1), (u1, v1)):
-            du, dv = u - 0.5, v - 0.5
-            xs.append(((r00 * du + r01 * dv) * self.scale + 0.5 + sx) * self.size - 0.5)
-            ys.append(((r10 * du + r11 * dv) * self.scale + 0.5 + sy) * self.size - 0.5)
-        n = self.size
-        rows = slice(min(max(math.floor(min(ys)) - 2, 0), n), min(max(math.ceil(max(ys)) + 3, 0), n))
-        cols = slice(min(max(math.floor(min(xs)) - 2, 0), n), min(max(math.ceil(max(xs)) + 3, 0), n))
-        return rows, cols
-
-    def stacked_windows(self, u: np.ndarray, v: np.ndarray, boxes):
-        """Grids ``u, v`` cut to one window per canonical box, all of one shape, stacked [L, h, w];
-        with the (rows, cols) slices that put each item back into the image."""
-        windows = [self.window(*box) for box in boxes]
-        h = max(rows.stop - rows.start for rows, _ in windows)
-        w = max(cols.stop - cols.start for _, cols in windows)
-        windows = [
-            (
-                slice(min(r.start, self.size - h), min(r.start, self.size - h) + h),
-                slice(min(c.start, self.size - w), min(c.start, self.size - w) + w),
-            )
-            for r, c in windows
-        ]
-        return np.stack([u[win] for win in windows]), np.stack([v[win] for win in windows]), windows
-
-
-# ----------------------------------------------------------------------------------------------------
-# Shape primitives (all vectorized over u, v arrays)
-# ----------------------------------------------------------------------------------------------------
-
-
-def _rotate(du, dv, angle):
-    if not angle:
-        return du, dv
-    c, s = math.cos(angle), math.sin(angle)
-    return c * du + s * dv, -s * du + c * dv
-
-
-def ellipse_distance(u, v, cu, cv, a, b, angle=0.0):
-    """Approximate signed distance to an ellipse (negative inside): F / |grad F|, exact near the edge."""
-    du, dv = _rotate(u - cu, v - cv, angle)
-    f = (du / a) ** 2 + (dv / b) ** 2 - 1.0
-    grad = 2.0 * np.sqrt((du / a**2) ** 2 + (dv / b**2) ** 2) + 1e-6
-    return f / grad
-
-
-def ellipse_depth(u, v, cu, cv, a, b, angle=0.0):
-    """Path length through an ellipsoid seen face-on, 1 at its centre and 0 outside."""
-    du, dv = _rotate(u - cu, v - cv, angle)
-    return np.sqrt(np.maximum(1.0 - (du / a) ** 2 - (dv / b) ** 2, 0.0))
-
-
-def curve_distance(u, v, us, vs, half_width):
-    """Signed distance minus half width to a curve ``v = f(u)`` sampled at increasing ``us``."""
-    f = np.interp(u, us, vs)
-    slope = np.interp(u, us, np.gradient(vs, us))
-    hw = np.interp(u, us, half_width)
-    d = np.abs(v - f) / np.sqrt(1.0 + slope**2) - hw
-    return np.where((u >= us[0]) & (u <= us[-1]), d, np.inf), hw
-
-
-def clip01(x):
-    """``np.clip(x, 0, 1)`` without its Python overhead (it runs thousands of times per image)."""
-    return np.minimum(np.maximum(x, 0.0), 1.0)
-
-
-def smoothstep(x):
-    x = clip01(x)
-    return x * x * (3.0 - 2.0 * x)
-
-
-def bone_profile(d, half_width):
-    """Grey profile across a tubular bone: a bright cortex at the edges over a lighter marrow."""
-    x = clip01(-d / half_width)  # 0 at the edge, 1 on the centre line
-    return smoothstep(x * 4.0) * (0.65 + 0.35 * (1.0 - x) ** 2)
-
-
-def _column(x) -> np.ndarray:
-    """Per-item parameters as [L, 1, 1] float32, to broadcast over stacked windows [L, h, w]."""
-    return np.asarray(x, dtype=np.float32)[:, None, None]
-
-
-@dataclass
-class RibArcs:
-    """Posterior ribs of one side (arrays, one entry per rib level); see ``Anatomy.rib_arcs``."""
-
-    sign: int
-    peak_u: np.ndarray
-    center_v: np.ndarray
-    a_lateral: np.ndarray
-    a_medial: np.ndarray
-    b_lateral: np.ndarray
-    b_medial: np.ndarray
-    thickness: np.ndarray
-    medial_u: np.ndarray
-    end_u: np.ndarray
-
+# attenuation of a full lung's air, and v1's contrast of its vessel markings (soft-tissue units)
+AIR, VESSELS = 0.72, 0.40
 
 # ----------------------------------------------------------------------------------------------------
 # The anatomy of one patient on one frame
@@ -330,13 +75,16 @@ class Anatomy:
         shadow (a large heart hides the medial part of the left dome), just under the lung."""
         p = self.p
         u = self.dome_top_u(side)
-        heart_u, _ = p.heart_center
-        long_axis, short_axis = p.heart_axes
-        heart_half_width = math.hypot(
-            long_axis * math.cos(p.heart_angle), short_axis * math.sin(p.heart_angle)
-        )
         sign = side_sign(side)
-        heart_edge = heart_u + sign * heart_half_width
+        if p.heart_shape:
+            heart_edge = self._heart_box[side]  # the outline's leftmost (right side) or rightmost point
+        else:
+            heart_u, _ = p.heart_center
+            long_axis, short_axis = p.heart_axes
+            heart_half_width = math.hypot(
+                long_axis * math.cos(p.heart_angle), short_axis * math.sin(p.heart_angle)
+            )
+            heart_edge = heart_u + sign * heart_half_width
         if (heart_edge - u) * sign > -0.03:  # the heart reaches the dome top: step out of its shadow
             lateral_edge = self.side_u(side) + sign * 0.8 * p.lung_half_width
             u = heart_edge + sign * 0.03
@@ -395,8 +143,18 @@ class Anatomy:
         p = self.p
         if u is None:
             return self._heart_grid
-        d = ellipse_distance(u, v, *p.heart_center, *p.heart_axes, angle=p.heart_angle)
+        if p.heart_shape:
+            d = heart.distance(u, v, p.heart_center, p.heart_axes, p.heart_angle, p.heart_shape)
+        else:
+            d = ellipse_distance(u, v, *p.heart_center, *p.heart_axes, angle=p.heart_angle)
         return np.maximum(d, v - self.diaphragm(u) - 0.01)
+
+    @cached_property
+    def _heart_box(self) -> tuple[float, float, float]:
+        """(leftmost u, rightmost u, top v) of a v2 heart outline."""
+        p = self.p
+        points = heart.outline(p.heart_center, p.heart_axes, p.heart_angle, p.heart_shape)
+        return float(points[:, 0].min()), float(points[:, 0].max()), float(points[:, 1].min())
 
     @cached_property
     def _heart_grid(self):
@@ -404,6 +162,8 @@ class Anatomy:
 
     def heart_depth(self):
         p = self.p
+        if p.heart_shape:
+            return heart.depth(self.u, self.v, p.heart_center, p.heart_axes, p.heart_angle, p.heart_shape)
         return ellipse_depth(self.u, self.v, *p.heart_center, *p.heart_axes, angle=p.heart_angle)
 
     def aortic_knob(self) -> tuple[float, float, float]:
@@ -415,7 +175,7 @@ class Anatomy:
         """(u, v, radius) of the main pulmonary artery bulge, between the knob and the heart."""
         p = self.p
         _, knob_v, knob_r = self.aortic_knob()
-        heart_top = p.heart_center[1] - p.heart_axes[1]
+        heart_top = self._heart_box[2] if p.heart_shape else p.heart_center[1] - p.heart_axes[1]
         v = min(0.5 * (knob_v + heart_top) + 0.02, knob_v + 2.6 * knob_r)
         return 0.5 + p.mediastinum_half_width * 1.2, v, p.mediastinum_half_width * 0.45
 
@@ -428,7 +188,10 @@ class Anatomy:
 
     def hilum(self, side: int) -> tuple[float, float]:
         p = self.p
-        return 0.5 + side_sign(side) * (p.mediastinum_half_width + 0.04), p.carina_v + 0.07
+        u, v = 0.5 + side_sign(side) * (p.mediastinum_half_width + 0.04), p.carina_v + 0.07
+        if p.hilum_shift:
+            u, v = u + p.hilum_shift[2 * side], v + p.hilum_shift[2 * side + 1]
+        return u, v
 
     def lung_masks(self):
         """Hard masks of (right lung, left lung) and the heart; lungs end where the heart begins."""
@@ -473,6 +236,8 @@ class Anatomy:
         levels = np.asarray(levels)
         v_medial = p.t1_top_v + (levels - 0.5) * p.vertebra_height + np.asarray(p.rib_jitter)[levels - 1]
         drop = p.rib_drop * (0.8 + 0.04 * levels)  # lower ribs slope more steeply
+        if p.rib_drop_scale:
+            drop = drop * np.asarray(p.rib_drop_scale)[levels - 1]
         medial_u = np.full(len(levels), 0.5 + sign * p.spine_half_width * 0.7)
         lung_h = p.lung_center_v - p.apex_v
         t = np.clip((v_medial + drop - p.lung_center_v) / lung_h, -1.0, 1.0)

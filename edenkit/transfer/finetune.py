@@ -1,6 +1,6 @@
 """Fine-tuning a pretrained encoder for segmentation or classification, and ``python -m edenkit finetune``.
 
-The paper's transfer protocol (METHOD.md, "Evaluation protocols"):
+The paper's transfer protocol (docs/method.md, "How the paper evaluates"):
 - segmentation: U-Net with the pretrained ResNet encoder, Adam lr 1e-3, soft-Dice loss, early stopping
   on a validation split; Dice (and IoU for ChestX-Det) on the test split;
 - classification: the ResNet with a linear head, Adam lr 2e-4, BCE, per-class and mean AUC;

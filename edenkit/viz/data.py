@@ -6,6 +6,7 @@ Items are the loaders' dicts (``image`` [C,H,W] in [0,1], optional ``labels`` an
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def show_items(dataset, indices: Sequence[int], title: str | None = None, column
     mask_names = tuple(getattr(dataset, "mask_names", ()))
     columns = min(columns, len(items))
     rows = -(-len(items) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns, 3.2 * rows), squeeze=False)
+    # constrained layout reserves room for every title (tight_layout let two-line titles touch the row above)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns, 3.3 * rows), squeeze=False, layout="constrained")
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, item in zip(axes.ravel(), items):
@@ -40,14 +42,14 @@ def show_items(dataset, indices: Sequence[int], title: str | None = None, column
         caption = str(item["image_id"])
         if "labels" in item:  # the positive labels under the name
             found = [name for name, on in zip(label_names, item["labels"].tolist()) if on > 0.5]
-            caption += "\n" + (", ".join(found) or "none")
-        ax.set_title(caption, fontsize=8)
+            caption += "\n" + textwrap.shorten(", ".join(found) or "none", width=40, placeholder=" ...")
+        ax.set_title(caption, fontsize=8, pad=4)
     if mask_names and any("masks" in item for item in items):
         handles = [Line2D([], [], color=MASK_COLOURS[c % 20], label=name) for c, name in enumerate(mask_names)]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06 if mask_names else 0, 1, 1))
+    fig.get_layout_engine().set(h_pad=0.06, hspace=0.04)
     return fig
 
 

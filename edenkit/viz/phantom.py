@@ -11,8 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from edenkit.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, generate
+from edenkit.augmentation import TwoViewAugment
+from edenkit.phantom import FINDINGS, LANDMARKS, STRUCTURES, PhantomConfig, PhantomSample, criteria, generate
 from edenkit.phantom.overlay import STRUCTURE_COLOURS, overlay
+from edenkit.phantom.render import V2_FACTORS
 from edenkit.viz.common import figure_png, show_grey
 
 # The part-whole hierarchy the phantom knows, as (node, parent) pairs, parents first. A whole's mask
@@ -227,39 +229,97 @@ def findings(seed: int, size: int = 256) -> Figure:
     return fig
 
 
-def explorer(size: int = 192, seed: int = 0):
-    """An ipywidgets explorer: seed, size, findings and overlay; redraws one patient on each change.
-
-    The picture is an ``ipywidgets.Image`` (see ``edenkit.viz.common``).
-    """
+def explorer(size: int = 192, seed: int = 0, version: int = 2):
+    """An ipywidgets explorer: seed, size, version, findings, overlay and v2's factor switches;
+    redraws one patient on each change. The picture is an ``ipywidgets.Image``."""
     import ipywidgets as widgets
 
     seed_w = widgets.IntSlider(value=seed, min=0, max=999, description="seed")
     size_w = widgets.Dropdown(
         options=sorted({64, 128, 192, 256, 384, 512, size}), value=size, description="size"
     )
+    version_w = widgets.Dropdown(options=[1, 2], value=version, description="version")
     overlay_w = widgets.Checkbox(value=True, description="overlay", indent=False)
     finding_ws = [widgets.Checkbox(value=False, description=f, indent=False) for f in FINDINGS]
+    factor_ws = [widgets.Checkbox(value=True, description=f.replace("_", " "), indent=False) for f in V2_FACTORS]
     picture = widgets.Image(format="png")
 
     def redraw(*_):
         chosen = tuple(f for f, w in zip(FINDINGS, finding_ws) if w.value)
-        picture.value = figure_png(explorer_figure(seed_w.value, size_w.value, chosen, overlay_w.value))
+        factors = tuple(f for f, w in zip(V2_FACTORS, factor_ws) if w.value)
+        picture.value = figure_png(
+            explorer_figure(seed_w.value, size_w.value, chosen, overlay_w.value, version_w.value, factors)
+        )
 
-    for w in (seed_w, size_w, overlay_w, *finding_ws):
+    for w in (seed_w, size_w, version_w, overlay_w, *finding_ws, *factor_ws):
         w.observe(redraw, names="value")
     redraw()
-    controls = widgets.VBox([widgets.HBox([seed_w, size_w, overlay_w]), widgets.HBox(finding_ws)])
+    controls = widgets.VBox(
+        [widgets.HBox([seed_w, size_w, version_w, overlay_w]), widgets.HBox(finding_ws), widgets.HBox(factor_ws)]
+    )
     return widgets.VBox([controls, picture])
 
 
-def explorer_figure(seed: int, size: int, chosen: tuple[str, ...], with_overlay: bool) -> Figure:
-    """The explorer's picture: patient ``seed`` at ``size`` px with exactly the ``chosen`` findings."""
+def explorer_config(size: int, chosen: tuple[str, ...], version: int = 2, factors=V2_FACTORS) -> PhantomConfig:
+    """The explorer's config: exactly the ``chosen`` findings, and (v2) only the ``factors`` on."""
     prevalence = {f: float(f in chosen) for f in FINDINGS}
-    sample = generate(seed, PhantomConfig(size=size, prevalence=prevalence))
+    switches = {f: float(f in factors) for f in V2_FACTORS}
+    return PhantomConfig(size=size, prevalence=prevalence, version=version, **switches)
+
+
+def explorer_figure(
+    seed: int, size: int, chosen: tuple[str, ...], with_overlay: bool, version: int = 2, factors=V2_FACTORS
+) -> Figure:
+    """The explorer's picture: patient ``seed`` at ``size`` px with exactly the ``chosen`` findings."""
+    sample = generate(seed, explorer_config(size, chosen, version, factors))
     if with_overlay:
         return anatomy_overlay(sample)
     fig, ax = plt.subplots(figsize=(5, 5))
     show_grey(ax, sample.image, _findings_title(sample))
     fig.tight_layout()
     return fig
+
+
+def versions(seeds=(0, 1, 2, 3), size: int = 192) -> Figure:
+    """The same seeds drawn by phantom v1 (top row) and v2 (bottom row)."""
+    fig, axes = plt.subplots(2, len(seeds), figsize=(2.8 * len(seeds), 6.0), squeeze=False)
+    for row, version in enumerate((1, 2)):
+        for col, seed in enumerate(seeds):
+            sample = generate(seed, PhantomConfig(size=size, version=version))
+            extra = ", ".join(sample.info.get("devices", [])) or ("" if version == 1 else "no device")
+            show_grey(axes[row, col], sample.image, f"v{version} #{seed} {extra}".strip())
+    fig.tight_layout()
+    return fig
+
+
+def criteria_table(scale: str = "small", seed: int = 0) -> tuple[str, dict]:
+    """Issue 11's criteria for v1 and v2 (``edenkit.phantom.criteria``), as (markdown table, numbers).
+    ``scale`` "small" takes seconds; "full" is the benchmark's sample size (minutes)."""
+    augment = TwoViewAugment(64)
+    results = {
+        f"v{v}": criteria.measure(PhantomConfig(version=v), augment, scale, seed, ceiling=scale == "full")
+        for v in (1, 2)
+    }
+    return criteria.table(results), results
+
+
+def ablation(scale: str = "small", seed: int = 0, factors=None) -> tuple[Figure, dict]:
+    """Which v2 factor buys how much identity (A2) and how much it lowers the locality floors (A3):
+    v2 with every factor off, each alone, all on. Returns the figure and the numbers."""
+    numbers = criteria.ablation(TwoViewAugment(64), scale, seed, factors)
+    names = list(numbers)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    y = np.arange(len(names))
+    axes[0].barh(y, [numbers[n]["A2_decode"] for n in names], color="tab:blue")
+    axes[0].set_title("A2: patient decoding from paper-augmented views", fontsize=9)
+    for k, (key, colour) in enumerate((("A3_pixels", "tab:orange"), ("A3_random", "tab:green"))):
+        axes[1].barh(y + 0.4 * k - 0.2, [numbers[n][key] for n in names], height=0.4, color=colour,
+                     label=key.replace("A3_", ""))
+    axes[1].set_title("A3: landmark identification floors (lower = more headroom)", fontsize=9)
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.set_yticks(y)
+        ax.set_yticklabels([n.replace("_", " ") for n in names], fontsize=8)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig, numbers

@@ -15,12 +15,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from edenkit.decomposer import AnatomyPairs, Mode, decompose, part_boxes
+from edenkit.run_folder import read_log
 from edenkit.viz.common import figure_png, show_grey
 
-SAME_COLOUR = "tab:red"  # negatives that show the query's own anatomy (semantic collisions)
-OTHER_COLOUR = "tab:blue"  # genuine negatives: other anatomy
 
+def keep_full_canvas(fig: Figure) -> Figure:
+    """Make ``fig`` render at its full size even with ``bbox_inches="tight"`` (as ``figure_png`` does).
 
+    An invisible rectangle over the whole figure keeps the tight box from shrinking to the content, so
+    an explorer's picture has the same size in every state and the page around it does not jump.
+    """
+    fig.add_artist(Rectangle((0, 0), 1, 1, transform=fig.transFigure, fill=False, edgecolor="none"))
+    return fig
 
 
 def _draw_parts(ax, height: int, width: int, n: int, mode: Mode, highlight: int | None = None) -> None:
@@ -125,9 +131,33 @@ def part_frequencies(image: torch.Tensor, n: int, draws: int, seed: int = 0, mod
     return fig
 
 
+def anchor_views_figure(pairs: AnatomyPairs, index: int, part: int | None = None) -> Figure:
+    """The explorer's picture: the image with the anchor's box, the anchor and its two views.
+
+    The figure has the same size and the same axes in every state: the anchor (a tall half at n = 1, a
+    wide cell at n = 3) is drawn centred in a square frame rather than filling an axes of its shape.
+    """
+    image = pairs.base_dataset[index]["image"]
+    item = pairs.pair(index, part)
+    y0, x0, y1, x1 = item["box"].tolist()
+    fig = plt.figure(figsize=(8.8, 2.6))
+    axes = [fig.add_axes((0.01 + i * 0.25, 0.04, 0.23, 0.78)) for i in range(4)]
+    show_grey(axes[0], image, f"image {index}, n = {pairs.n}, {pairs.mode}")
+    _draw_parts(axes[0], image.shape[-2], image.shape[-1], pairs.n, pairs.mode, highlight=item["part"])
+    show_grey(axes[1], image[:, y0:y1, x0:x1], f"anchor = part {item['part']} ({x1 - x0} x {y1 - y0} px)")
+    side = max(y1 - y0, x1 - x0)  # a square window around the anchor: the axes keep their shape
+    cy, cx = (y1 - y0) / 2 - 0.5, (x1 - x0) / 2 - 0.5
+    axes[1].set_xlim(cx - side / 2, cx + side / 2)
+    axes[1].set_ylim(cy + side / 2, cy - side / 2)
+    axes[1].set_facecolor("black")
+    show_grey(axes[2], item["view1"], "view 1 (query)")
+    show_grey(axes[3], item["view2"], "view 2 (key)")
+    return keep_full_canvas(fig)
+
+
 def decomposer_explorer(base_dataset, view_size: int, seed: int = 0):
     """An ipywidgets explorer: pick an image, a level n, an anchor part, the mode and the epoch, and see
-    the anchor and its two augmented views."""
+    the anchor and its two augmented views (a picture of the same size in every state)."""
     import ipywidgets as widgets
 
     image_slider = widgets.IntSlider(value=0, min=0, max=len(base_dataset) - 1, description="image")
@@ -141,105 +171,13 @@ def decomposer_explorer(base_dataset, view_size: int, seed: int = 0):
         pairs = AnatomyPairs(base_dataset, level_slider.value, view_size, mode_toggle.value, seed)
         part_slider.max = len(part_boxes(*base_dataset[0]["image"].shape[-2:], pairs.n, pairs.mode)) - 1
         pairs.set_epoch(epoch_slider.value)
-        picture.value = figure_png(show_anchor_views(pairs, [image_slider.value], [part_slider.value]))
+        picture.value = figure_png(anchor_views_figure(pairs, image_slider.value, part_slider.value))
 
     for control in (image_slider, level_slider, part_slider, mode_toggle, epoch_slider):
         control.observe(redraw, names="value")
     redraw()
     controls = widgets.VBox([image_slider, level_slider, part_slider, mode_toggle, epoch_slider])
     return widgets.VBox([controls, picture])
-
-
-def plot_negative_similarities(
-    sims: torch.Tensor, same: torch.Tensor, thresholds=(0.8,), title: str | None = None, ax=None
-) -> Figure:
-    """Histogram of query-negative cosines, collisions (same part, other patient) vs other anatomy."""
-    sims, same = sims.flatten().cpu().numpy(), same.flatten().cpu().numpy()
-    fig, ax = _figure(ax, (7, 3.2))
-    bins = np.linspace(min([float(sims.min()), *thresholds]) - 0.05, 1.0, 61)
-    ax.hist(sims[~same], bins=bins, density=True, alpha=0.6, color=OTHER_COLOUR, label="other part (genuine negative)")
-    ax.hist(sims[same], bins=bins, density=True, alpha=0.6, color=SAME_COLOUR, label="same part, other patient (collision)")
-    for threshold in thresholds:
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-        ax.text(threshold, 0.5, f"threshold {threshold:g} ", transform=ax.get_xaxis_transform(), rotation=90,
-                fontsize=8, ha="right", va="center")
-    ax.set_xlabel("cosine similarity between a query and a queue negative")
-    ax.set_ylabel("density")
-    ax.set_title(title or "Negatives in the queue", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def plot_prune_mask(mask: torch.Tensor, query_parts, queue_parts, title: str | None = None, ax=None) -> Figure:
-    """The B x K pruning mask with queries and negatives sorted by part: pruned collisions fill the
-    diagonal blocks (same part), pruned genuine negatives the rest."""
-    query_parts, queue_parts = torch.as_tensor(query_parts), torch.as_tensor(queue_parts)
-    rows, cols = torch.argsort(query_parts, stable=True), torch.argsort(queue_parts, stable=True)
-    fig, ax = _figure(ax, (6, 3.4))
-    ax.imshow(mask[rows][:, cols].cpu().numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    for edges, line in ((torch.unique_consecutive(query_parts[rows], return_counts=True)[1], ax.axhline),
-                        (torch.unique_consecutive(queue_parts[cols], return_counts=True)[1], ax.axvline)):
-        for edge in torch.cumsum(edges, 0)[:-1].tolist():
-            line(edge - 0.5, color=SAME_COLOUR, linewidth=0.8)
-    ax.set_xlabel("queue negatives, sorted by part")
-    ax.set_ylabel("queries, sorted by part")
-    ax.set_title(title or f"pruned (black): {mask.float().mean().item():.1%} of the negatives", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_pruning_profile(
-    profile: dict[str, list[float]], paper_threshold: float = 0.8, title: str | None = None, ax=None
-) -> Figure:
-    """Fraction pruned against the threshold: all negatives, collisions and genuine negatives
-    (``profile`` from ``edenkit.analysis.pruning.pruning_profile`` with ``same`` given)."""
-    t = profile["threshold"]
-    fig, ax = _figure(ax, (6.5, 3.2))
-    ax.plot(t, profile["pruned"], "k-o", markersize=3, label="all negatives")
-    ax.plot(t, profile["pruned_same"], "-o", color=SAME_COLOUR, markersize=3, label="collisions (same part)")
-    ax.plot(t, profile["pruned_other"], "-o", color=OTHER_COLOUR, markersize=3, label="genuine negatives (other part)")
-    ax.axvline(paper_threshold, color="gray", linestyle="--", linewidth=1, label=f"paper: {paper_threshold:g}")
-    ax.set_xlabel("pruning threshold (cosine)")
-    ax.set_ylabel("fraction pruned")
-    ax.set_ylim(-0.02, 1.02)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_loss_by_threshold(curves: dict[str, tuple[list[float], list[float], float]], ax=None) -> Figure:
-    """InfoNCE loss against the pruning threshold, one curve per encoder: ``{name: (thresholds, losses,
-    plain_loss)}``; the dashed line of the same colour is plain InfoNCE (no pruning)."""
-    fig, ax = _figure(ax, (6.5, 3.2))
-    for (name, (thresholds, losses, plain)), colour in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        ax.plot(thresholds, losses, "-o", color=colour, markersize=3, label=f"{name}, with the pruner")
-        ax.axhline(plain, color=colour, linestyle="--", linewidth=1, label=f"{name}, plain InfoNCE")
-    ax.set_xlabel("pruning threshold (cosine)")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def panels(count: int, columns: int = 2, size: tuple[float, float] = (6.5, 3.4)) -> tuple[Figure, list]:
-    """A figure with ``count`` axes in rows of ``columns``, for one panel per encoder."""
-    rows = math.ceil(count / columns)
-    columns = min(columns, count)
-    fig, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
-    axes = list(axes.flat)
-    for ax in axes[count:]:
-        ax.set_visible(False)
-    return fig, axes[:count]
-
-
-def _figure(ax, size):
-    """(figure, axes): the given axes, or a new figure of ``size``."""
-    if ax is not None:
-        return ax.figure, ax
-    return plt.subplots(figsize=size)
 
 
 # ---------------------------------------------------------------------------------------- training logs
@@ -256,8 +194,6 @@ LOG_PANELS = (
 def _epoch_records(log, split: str) -> list[dict]:
     """Per-epoch records of one split from a list of log records or a run folder / log.jsonl path."""
     if not isinstance(log, list):
-        from edenkit.pretrain import read_log  # only for paths
-
         log = read_log(log)
     return [r for r in log if r.get("split") == split]
 

@@ -47,16 +47,18 @@ def test_figures_have_their_panels(sample):
 def test_explorer_redraws_on_change(monkeypatch):
     calls = []
     monkeypatch.setattr(viz, "explorer_figure", lambda *args: calls.append(args) or plt.figure())
-    widget = viz.explorer(size=64, seed=0)
-    (seed_slider, size_menu, overlay_box), finding_boxes = (
+    widget = viz.explorer(size=64, seed=0, version=1)
+    (seed_slider, size_menu, version_menu, overlay_box), finding_boxes, factor_boxes = (
         box.children for box in widget.children[0].children
     )
     seed_slider.value = 5
     size_menu.value = 128
     finding_boxes[2].value = True  # nodule
     overlay_box.value = False
-    assert calls[0] == (0, 64, (), True)
-    assert calls[-1] == (5, 128, ("nodule",), False)
+    version_menu.value = 2
+    factor_boxes[0].value = False  # deformation off
+    assert calls[0] == (0, 64, (), True, 1, viz.V2_FACTORS)
+    assert calls[-1] == (5, 128, ("nodule",), False, 2, viz.V2_FACTORS[1:])
     assert bytes(widget.children[1].value).startswith(b"\x89PNG")
     plt.close("all")
 
@@ -64,4 +66,22 @@ def test_explorer_redraws_on_change(monkeypatch):
 def test_explorer_figure_forces_the_chosen_findings():
     fig = viz.explorer_figure(3, 64, ("effusion",), True)
     assert "effusion" in fig.axes[1].get_title()
+    plt.close("all")
+
+
+def test_explorer_config_switches_factors_and_versions_figure():
+    config = viz.explorer_config(64, ("nodule",), 2, ("devices",))
+    assert config.version == 2 and config.devices == 1.0 and config.deformation == 0.0
+    assert config.prevalence["nodule"] == 1.0 and config.prevalence["effusion"] == 0.0
+    fig = viz.versions(seeds=(0, 1), size=64)
+    assert len(fig.axes) == 4 and fig.axes[2].get_title().startswith("v2")
+    plt.close("all")
+
+
+def test_ablation_figure(monkeypatch):
+    numbers = {n: {"A2_decode": 0.1, "A2_retrieval_random": 0.01, "A3_pixels": 0.7, "A3_random": 0.7}
+               for n in ("none", "devices", "all")}
+    monkeypatch.setattr(viz.criteria, "ablation", lambda *args, **kwargs: numbers)
+    fig, out = viz.ablation()
+    assert out is numbers and len(fig.axes) == 2
     plt.close("all")

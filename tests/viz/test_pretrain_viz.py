@@ -11,6 +11,7 @@ from edenkit.analysis.pruning import pruning_profile
 from edenkit.augmentation import TwoViewAugment
 from edenkit.decomposer import AnatomyPairs
 from edenkit.viz import pretrain as viz
+from edenkit.viz import pruner
 
 
 @pytest.fixture
@@ -47,24 +48,40 @@ def test_anchor_views_highlight_the_anchor(images):
 
 def test_explorer_redraws_when_a_control_changes(images):
     widget = viz.decomposer_explorer(images, view_size=16)
-    controls, output = widget.children
+    controls, picture = widget.children
     level, part = controls.children[1], controls.children[2]
+    sizes = [png_size(picture.value)]
     level.value = 4
     assert part.max == 15
-    level.value = 1
+    sizes.append(png_size(picture.value))
+    level.value = 1  # a tall half: the picture keeps its size (the layout does not jump)
     assert part.max == 1
+    sizes.append(png_size(picture.value))
+    controls.children[3].value = "grid"
+    level.value = 3  # nine cells of the grid
+    sizes.append(png_size(picture.value))
+    assert len(set(sizes)) == 1, sizes
     plt.close("all")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def test_pruner_figures():
     sims = torch.tensor([[0.9, 0.3], [0.85, 0.1]])
     same = torch.tensor([[True, False], [False, True]])
+    viz = pruner
     viz.plot_negative_similarities(sims, same, thresholds=(0.8,))
     profile = pruning_profile(sims, [0.5, 0.8, 0.95], same)
     fig = viz.plot_pruning_profile(profile)
     assert len(fig.axes[0].lines) == 4
     fig = viz.plot_loss_by_threshold({"random": ([0.5, 0.8], [1.0, 2.0], 2.5), "trained": ([0.5, 0.8], [0.5, 1.0], 1.5)})
     assert len(fig.axes[0].lines) == 4
+    legend = fig.axes[0].get_legend()  # one entry per encoder plus the two line styles, outside the axes
+    assert [t.get_text() for t in legend.get_texts()] == ["random", "trained", "with the pruner", "plain InfoNCE"]
     fig = viz.plot_prune_mask(sims >= 0.8, query_parts=[1, 0], queue_parts=[1, 0])
     shown = fig.axes[0].images[0].get_array()
     assert shown.tolist() == [[0, 1], [0, 1]]  # rows and columns sorted by part: query 1 (part 0) first
@@ -72,6 +89,6 @@ def test_pruner_figures():
 
 
 def test_panels_hide_the_spare_axes():
-    fig, axes = viz.panels(3)
+    fig, axes = pruner.panels(3)
     assert len(axes) == 3 and len(fig.axes) == 4 and not fig.axes[3].get_visible()
     plt.close("all")

@@ -1,0 +1,107 @@
+"""Pretraining data: unlabeled images, and the loaders of anatomy-decomposed view pairs at level n.
+
+The images of a run are opened once (the phantom, generated once and kept as uint8, or a real
+dataset); each curriculum stage wraps them in ``AnatomyPairs`` at its own granularity n.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from edenkit import dist
+from edenkit.augmentation import TwoViewAugment
+from edenkit.checkpoint import atomic_save, load_checkpoint
+from edenkit.config import ConfigError
+from edenkit.data.cache import open_image_dataset
+from edenkit.data.datasets import DatasetError
+from edenkit.decomposer import AnatomyPairs
+from edenkit.phantom import PhantomDataset
+from edenkit.pretrain_config import DataConfig, PretrainConfig
+
+
+class ImageTensor(Dataset):
+    """Images kept in memory as one uint8 tensor [N, 1, H, W]; items like PhantomDataset's."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index].float() / 255.0, "index": index}
+
+
+@functools.lru_cache(maxsize=4)
+def phantom_images(n: int, size: int, seed: int, cache_dir: str | None = None) -> torch.Tensor:
+    """``n`` phantom radiographs as uint8 [n, 1, size, size]: generated once, then from memory or disk.
+
+    Generating a phantom takes tens of milliseconds, far more than a training step needs per image,
+    so pretraining reads them from this cache (``cache_dir`` keeps it across processes).
+    """
+    path = Path(cache_dir) / f"phantom_{n}x{size}px_seed{seed}.pt" if cache_dir else None
+    if path is not None and path.is_file():
+        images = load_checkpoint(path)
+        if isinstance(images, torch.Tensor) and images.shape == (n, 1, size, size):
+            return images
+    phantoms = PhantomDataset(n, size=size, seed=seed)
+    workers = min(4, os.cpu_count() or 1) if n >= 256 else 0  # worker start-up only pays off for many
+    loader = DataLoader(phantoms, batch_size=32, num_workers=workers)
+    images = torch.cat([(batch["image"].clamp(0, 1) * 255).round().to(torch.uint8) for batch in loader])
+    if path is not None and dist.is_main():
+        atomic_save(images, path)
+    return images
+
+
+def open_images(data: DataConfig, split: Literal["train", "val"]) -> Dataset:
+    """Unlabeled images for pretraining: the phantom, or a real dataset through ``open_image_dataset``."""
+    if data.dataset == "phantom":
+        n = data.phantom_train if split == "train" else data.phantom_val
+        seed = data.phantom_seed if split == "train" else data.phantom_seed + 1
+        return ImageTensor(phantom_images(n, data.image_size, seed, data.cache_dir))
+    if data.root is None:
+        raise ConfigError(f"data.root: dataset {data.dataset!r} needs its folder (--data-root or data.root=...)")
+    root = Path(data.root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"data.root: folder not found: {root}")
+    try:
+        return open_image_dataset(data.dataset, root, split, data.image_size)
+    except (DatasetError, ValueError) as e:
+        raise ConfigError(f"data.dataset {data.dataset!r} in {root}: {e}") from e
+
+
+def anatomy_pairs(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> AnatomyPairs:
+    """``AnatomyPairs`` at level ``n`` with the config's decomposition, view size and augmentation."""
+    augment = TwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation)
+    return AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)
+
+
+def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: bool) -> DataLoader:
+    """Two views of an anatomy-decomposed anchor per image, sharded over processes.
+
+    Call ``set_epoch`` before each epoch: the sampler's order and the pairs' anchors and augmentations
+    are functions of (seed, epoch), which is what makes a resumed run repeat the same batches.
+    """
+    pairs = anatomy_pairs(images, n, cfg, seed)
+    sampler = dist.make_sampler(pairs, shuffle=train, seed=seed, drop_last=train)
+    return DataLoader(
+        pairs,
+        batch_size=cfg.batch_size // dist.world_size(),
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+        drop_last=True,  # full batches: the queue stays a multiple of the global batch, BN sees whole chunks
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """New anchors, views and order for ``epoch`` (both are functions of the seed and the epoch)."""
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
