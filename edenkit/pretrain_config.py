@@ -114,8 +114,8 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
                           f"leave {per_process // cfg.model.bn_splits} image per BatchNorm chunk; expected >= 2 "
                           "(raise batch_size or lower model.bn_splits)")
     if cfg.model.queue_size < cfg.batch_size or cfg.model.queue_size % cfg.batch_size:
-        raise ConfigError(f"model.queue_size: {cfg.model.queue_size} is not a positive multiple of the global "
-                          f"batch_size {cfg.batch_size}")
+        raise ConfigError(f"model.queue_size: {cfg.model.queue_size} is not a multiple of batch_size "
+                          f"{cfg.batch_size} (expected a positive multiple of the global batch)")
     if cfg.prune_threshold is not None and not -1.0 < cfg.prune_threshold <= 1.0:
         raise ConfigError(f"prune_threshold: expected a cosine similarity in (-1, 1] or null, got "
                           f"{cfg.prune_threshold} (at -1 every negative would be pruned)")
