@@ -21,10 +21,9 @@ import pytest
 import torch
 from PIL import Image
 
+import edenkit
 from edenkit.checkpoint import CheckpointError, load_checkpoint
 from edenkit.cli import main
-
-ROOT = Path(__file__).parents[1]
 
 
 class RunsCode:  # a pickle that would call os.system when loaded
@@ -147,7 +146,7 @@ def test_bad_input_gives_one_line(name, argv, expected_code, words, absent, data
 
 
 def _script(name: str, monkeypatch):
-    scripts = ROOT / "data_download"
+    scripts = Path(edenkit.__file__).parents[1] / "data_download"  # beside the edenkit under test
     monkeypatch.syspath_prepend(str(scripts))
     spec = importlib.util.spec_from_file_location(f"download_{name}", scripts / f"{name}.py")
     script = importlib.util.module_from_spec(spec)
