@@ -4,6 +4,10 @@ Each script: ``python data_download/<dataset>.py --data-root DATA [--from PATH]`
 are fetched, verified and extracted; manual ones print the exact steps and, given ``--from`` (the
 archive or folder you downloaded), unpack or link it into the standard layout. Every script ends by
 opening the dataset with the kit's loader and printing what it found.
+
+Errors go through the kit's error boundary (:func:`edenkit.cli.guarded`): one line ``error: ...`` and
+exit code 2, the traceback only with ``--debug`` or ``EDENKIT_DEBUG=1``. A step a person must do
+prints its instructions and exits with 2 as well.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from edenkit.cli import guarded
 from edenkit.data.datasets import DatasetError, open_dataset
 from edenkit.data.download import (
     ChecksumStore,
@@ -25,6 +30,9 @@ from edenkit.data.download import (
     extract,
 )
 
+# Set by main() from --trust-unverified: accept (and record) a download whose length nothing could check.
+TRUST_UNVERIFIED = False
+
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
@@ -33,6 +41,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", default=None,
                    help="an archive or folder you downloaded by hand, to unpack/link into the layout")
     p.add_argument("--keep-archives", action="store_true", help="keep downloaded archives after extraction")
+    p.add_argument("--trust-unverified", action="store_true",
+                   help="accept a download that has no published checksum or size and came without a length")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error, not only its line")
     return p
 
 
@@ -41,7 +52,7 @@ def fetch(candidates: Sequence[RemoteFile], folder: Path, checksums: ChecksumSto
     errors = []
     for remote in candidates:
         try:
-            return download(remote, folder, checksums=checksums)
+            return download(remote, folder, checksums=checksums, trust_unverified=TRUST_UNVERIFIED)
         except (DownloadError, ManualStepRequired) as e:
             if isinstance(e, DownloadError) and "does not match" in str(e):
                 raise  # a checksum mismatch is never "try the next mirror"
@@ -65,7 +76,7 @@ def arrange(source: str | Path, target: Path, folders: dict[str, str | None], fi
     """
     source = Path(source).expanduser().resolve()
     if not source.exists():
-        raise SystemExit(f"--from {source}: not found")
+        raise FileNotFoundError(f"--from {source}: not found")
     target.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
         base, put = source, _link
@@ -77,13 +88,13 @@ def arrange(source: str | Path, target: Path, folders: dict[str, str | None], fi
             continue
         found = _find_folder(base, name, pattern)
         if found is None:
-            raise SystemExit(f"{source}: found no folder {name!r}" + (f" nor files {pattern}" if pattern else ""))
+            raise DatasetError(f"{source}: found no folder {name!r}" + (f" nor files {pattern}" if pattern else ""))
         put(str(found), str(target / name))
     for name in files:
         if not (target / name).exists():
             found = next(iter(sorted(base.rglob(name))), None)
             if found is None:
-                raise SystemExit(f"{source}: found no file {name!r}")
+                raise DatasetError(f"{source}: found no file {name!r}")
             put(str(found), str(target / name))
     if base == target / ".unpacked":
         shutil.rmtree(base)
@@ -135,19 +146,22 @@ def manual_steps(name: str, instructions: str, folders: dict[str, str | None], f
 
 def main(steps: Callable[[argparse.Namespace, Path], None], description: str,
          configure: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
-    """Run a script's steps; manual steps and bad layouts end with a message, not a traceback."""
+    """Run a script's steps behind the kit's error boundary; a manual step prints its instructions."""
+    global TRUST_UNVERIFIED
     p = parser(description)
     if configure:
         configure(p)
     args = p.parse_args()
-    root = Path(args.data_root).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        steps(args, root)
-    except ManualStepRequired as e:
-        print(f"\nMANUAL STEP NEEDED\n{e}", file=sys.stderr)
-        return 2
-    except (DownloadError, DatasetError) as e:
-        print(f"\nERROR: {e}", file=sys.stderr)
-        return 1
-    return 0
+    TRUST_UNVERIFIED = args.trust_unverified
+
+    def run() -> int:
+        root = Path(args.data_root).expanduser()
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            steps(args, root)
+        except ManualStepRequired as e:  # instructions over several lines, not an error
+            print(f"\nMANUAL STEP NEEDED\n{e}", file=sys.stderr)
+            return 2
+        return 0
+
+    return guarded(run, args.debug)

@@ -7,6 +7,8 @@ renamed, so a kill never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle errors, truncated files, non-plain objects
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" not in str(e).lower():
+            raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        # torch's message goes on to suggest weights_only=False, i.e. running the file's code: not passed on
+        called = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"it would call {called.group(1)}" if called else "it holds objects other than plain data"
+        raise CheckpointError(
+            f"refused checkpoint {path} as unsafe: {what} when loaded; edenkit loads only plain data "
+            "(tensors, numbers, strings, lists, dicts)"
+        ) from None
+    except Exception as e:  # truncated files, other formats
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
 
 

@@ -21,12 +21,20 @@ import torch
 from torch.utils.data import Dataset
 
 from edenkit import dist, engine
-from edenkit.checkpoint import atomic_save, export_encoder
+from edenkit.checkpoint import export_encoder
 from edenkit.config import to_dict
 from edenkit.moco import MoCo
 from edenkit.pretrain_config import PretrainConfig, learning_rate
 from edenkit.pretrain_data import pair_loader, set_epoch
-from edenkit.run_folder import CHECKPOINT_FORMAT, JsonLog, RunPaths, rng_state, save_best_copy, set_rng_state
+from edenkit.run_folder import (
+    CHECKPOINT_FORMAT,
+    JsonLog,
+    RunPaths,
+    rng_state,
+    save_best_copy,
+    save_last,
+    set_rng_state,
+)
 
 PRUNED_ALMOST_ALL = 0.95  # above this fraction of pruned negatives, InfoNCE has (almost) nothing to push
 VAL_SEED_OFFSET = 1_000_003  # validation pairs: fixed views, drawn apart from the training stream
@@ -103,14 +111,14 @@ def run_stage(
         is_best = val["loss"] < best_val
         best_val = min(best_val, val["loss"])
         if main:
-            atomic_save(  # "epoch" counts the epochs done in the stage: where a resumed run starts
+            save_last(  # "epoch" counts the epochs done in the stage: where a resumed run starts
                 {"format": CHECKPOINT_FORMAT, "config": to_dict(cfg), "stage": stage, "n": n,
                  "epoch": epoch + 1, "global_epoch": global_epoch + 1, "sampler_epoch": global_epoch + 1,
                  "best_val_loss": best_val, "val_loss": val["loss"], "seconds": seconds,
                  "world_size": dist.world_size(), "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  **({"scaler": scaler.state_dict()} if scaler is not None else {}), "rng": rng_state(device)},
-                paths.last,
+                paths,
             )
             if is_best:
                 save_best_copy(paths.last, paths.best(stage, n))

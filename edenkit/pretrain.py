@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,9 @@ import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from edenkit import curriculum, dist, engine
-from edenkit.checkpoint import CheckpointError, export_encoder, load_checkpoint
-from edenkit.config import ConfigError, to_dict
+from edenkit import curriculum, dist
+from edenkit.checkpoint import export_encoder, load_checkpoint
+from edenkit.config import to_dict
 from edenkit.files import atomic_write_json, atomic_write_text
 from edenkit.moco import MoCo
 from edenkit.pretrain_config import (
@@ -43,7 +42,9 @@ from edenkit.run_folder import (
     RunPaths,
     find_resume_checkpoint,
     load_resume_state,
+    prepare_run_folder,
     read_log,
+    run_bytes,
     stage_ends,
 )
 
@@ -80,6 +81,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None
     dtype = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     checkpoint_path = find_resume_checkpoint(resume, paths)
+    if main:  # before any data or model set-up, so a bad --out fails in a second
+        with torch.device("meta"):  # the model's shapes without its memory, to size its checkpoints
+            sizing = build_model(cfg)
+        prepare_run_folder(paths, run_bytes(sizing, len(cfg.curriculum.stages)))
 
     torch.manual_seed(cfg.seed)
     train_images, val_images = open_images(cfg.data, "train"), open_images(cfg.data, "val")
@@ -166,15 +171,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Errors go to the CLI's error boundary (``edenkit.cli``): one line and exit code 2 for bad input."""
     overrides = list(args.overrides) + ([f"data.root={args.data_root}"] if args.data_root else [])
     try:
         cfg = load_pretrain_config(args.config, overrides)
         out = args.out or Path("runs") / "pretrain" / Path(args.config).stem
         result = pretrain(cfg, out, resume=args.resume)
         main = dist.is_main()
-    except (ConfigError, CheckpointError, FileNotFoundError, engine.NonFiniteLossError) as e:
-        print(f"edenkit pretrain: {e}", file=sys.stderr)
-        return 2
     finally:
         dist.cleanup()
     if main:

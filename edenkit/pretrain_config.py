@@ -17,7 +17,10 @@ from typing import Literal
 import torch
 
 from edenkit.config import ConfigError, load_config
+from edenkit.decomposer import grid_shape
 from edenkit.models.backbones import ARCHS
+
+MIN_VIEW_SIZE = 8  # the ResNet stem divides a view by 4 and the trunk by 32 in all; below 8 px little is left
 
 
 @dataclass
@@ -88,22 +91,34 @@ def load_pretrain_config(name_or_path: str | Path, overrides: list[str] | None =
 
 
 def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
-    """Consistency checks that types alone cannot express; raises ``ConfigError`` naming the key."""
+    """Consistency and range checks that types alone cannot express; raises ``ConfigError`` naming the key.
+
+    Run before any work, so a value out of range fails in a second, not at the first step.
+    """
     stages, epochs = cfg.curriculum.stages, cfg.curriculum.epochs
     if not stages or any(not 0 <= n <= 4 for n in stages):
         raise ConfigError(f"curriculum.stages: expected granularity levels in 0..4, got {stages}")
     if len(epochs) != len(stages) or any(e < 1 for e in epochs):
         raise ConfigError(f"curriculum.epochs: expected {len(stages)} positive epoch counts, got {epochs}")
+    _check_ranges(cfg)
     if cfg.model.arch not in ARCHS:
         raise ConfigError(f"model.arch: expected one of {list(ARCHS)}, got {cfg.model.arch!r}")
     if cfg.batch_size < 1 or cfg.batch_size % world_size:
         raise ConfigError(f"batch_size: {cfg.batch_size} is not a positive multiple of {world_size} processes")
-    if (cfg.batch_size // world_size) % cfg.model.bn_splits:
-        raise ConfigError(f"model.bn_splits: {cfg.model.bn_splits} does not divide the per-process batch")
-    if cfg.model.queue_size % cfg.batch_size:
-        raise ConfigError(f"model.queue_size: {cfg.model.queue_size} is not a multiple of batch_size {cfg.batch_size}")
-    if cfg.prune_threshold is not None and not -1.0 <= cfg.prune_threshold <= 1.0:
-        raise ConfigError(f"prune_threshold: a cosine similarity in [-1, 1] or null, got {cfg.prune_threshold}")
+    per_process = cfg.batch_size // world_size
+    if per_process % cfg.model.bn_splits:
+        raise ConfigError(f"model.bn_splits: {cfg.model.bn_splits} does not divide the per-process batch "
+                          f"{per_process} (batch_size {cfg.batch_size} over {world_size} process(es))")
+    if per_process // cfg.model.bn_splits < 2:  # BatchNorm needs two samples per chunk to have a variance
+        raise ConfigError(f"model.bn_splits: {cfg.model.bn_splits} chunks of a per-process batch of {per_process} "
+                          f"leave {per_process // cfg.model.bn_splits} image per BatchNorm chunk; expected >= 2 "
+                          "(raise batch_size or lower model.bn_splits)")
+    if cfg.model.queue_size < cfg.batch_size or cfg.model.queue_size % cfg.batch_size:
+        raise ConfigError(f"model.queue_size: {cfg.model.queue_size} is not a multiple of batch_size "
+                          f"{cfg.batch_size} (expected a positive multiple of the global batch)")
+    if cfg.prune_threshold is not None and not -1.0 < cfg.prune_threshold <= 1.0:
+        raise ConfigError(f"prune_threshold: expected a cosine similarity in (-1, 1] or null, got "
+                          f"{cfg.prune_threshold} (at -1 every negative would be pruned)")
     scale = cfg.data.crop_scale
     if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
         raise ConfigError(f"data.crop_scale: expected [min, max] with 0 < min <= max <= 1, got {scale}")
@@ -112,6 +127,31 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
     for key in ("phantom_train", "phantom_val"):
         if cfg.data.dataset == "phantom" and getattr(cfg.data, key) < cfg.batch_size:
             raise ConfigError(f"data.{key}: {getattr(cfg.data, key)} images < one batch of {cfg.batch_size}")
+
+
+def _check_ranges(cfg: PretrainConfig) -> None:
+    """Every numeric key whose range is known (after the curriculum's), named with its value and range."""
+    def expect(key: str, value, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+    m, d, o = cfg.model, cfg.data, cfg.optim
+    expect("seed", cfg.seed, cfg.seed >= 0, "an integer >= 0")
+    expect("log_every", cfg.log_every, cfg.log_every >= 0, "a number of steps >= 0 (0: per epoch only)")
+    expect("model.dim", m.dim, m.dim >= 1, "an embedding size >= 1")
+    expect("model.mlp_hidden", m.mlp_hidden, m.mlp_hidden is None or m.mlp_hidden >= 1, "a width >= 1 or null")
+    expect("model.momentum", m.momentum, 0.0 <= m.momentum < 1.0, "the teacher's EMA momentum in [0, 1)")
+    expect("model.temperature", m.temperature, m.temperature > 0, "a softmax temperature > 0")
+    expect("model.bn_splits", m.bn_splits, m.bn_splits >= 1, "a number of BatchNorm chunks >= 1")
+    expect("optim.lr", o.lr, o.lr > 0, "a learning rate > 0")
+    expect("optim.lr_batch", o.lr_batch, o.lr_batch is None or o.lr_batch >= 1, "a batch size >= 1 or null")
+    expect("optim.momentum", o.momentum, 0.0 <= o.momentum < 1.0, "an SGD momentum in [0, 1)")
+    expect("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, "a weight decay >= 0")
+    expect("data.num_workers", d.num_workers, d.num_workers >= 0, "a number of loader processes >= 0")
+    expect("data.view_size", d.view_size, d.view_size >= MIN_VIEW_SIZE, f"a view side >= {MIN_VIEW_SIZE} px")
+    finest = max((grid_shape(n, d.decompose_mode) for n in cfg.curriculum.stages), key=max)  # most parts
+    expect("data.image_size", d.image_size, d.image_size >= max(finest),
+           f"an image side of at least {max(finest)} px (the finest stage cuts it into {finest[0]} x {finest[1]} parts)")
 
 
 def learning_rate(cfg: PretrainConfig) -> float:

@@ -15,20 +15,29 @@ Run folder (``--out``)::
 
 Exported encoders are plain torchvision ResNet ``state_dict``s without ``fc``. A run is resumed from
 ``checkpoints/last.pt`` only with the config it was written with, up to ``RESUMABLE_CHANGES``.
+
+Before any set-up, :func:`prepare_run_folder` makes sure the folder can be written and holds the
+checkpoints of the model being built, and removes the temporary files a killed write left. A log
+line torn by a kill mid-append is dropped with a warning; a full disk while writing ``last.pt``
+leaves the previous one intact and says so.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from edenkit.checkpoint import CheckpointError, load_checkpoint
+from edenkit.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from edenkit.config import ConfigError, to_dict
-from edenkit.files import atomic_write, atomic_write_text
+from edenkit.files import atomic_write, atomic_write_text, remove_stale_temp_files
 from edenkit.moco import MoCo
 from edenkit.pretrain_config import PretrainConfig
 
@@ -94,13 +103,27 @@ class JsonLog:
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a run's ``log.jsonl`` (or of the run folder that holds it)."""
+    """The records of a run's ``log.jsonl`` (or of the run folder that holds it).
+
+    A last line that is not JSON is what a kill in the middle of an append leaves: it is dropped,
+    with one warning line. Anywhere else, such a line is damage and raises ``ValueError``.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "log.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"pretraining log not found: {path}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    records = []
+    for k, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if k < len(lines) - 1:
+                raise ValueError(f"{path}:{number}: not a JSON record ({e}); the log is damaged") from e
+            print(f"[pretrain] warning: {path}:{number}: dropped a torn last line (a run killed while "
+                  f"writing it): {line[:60]!r}", file=sys.stderr, flush=True)
+    return records
 
 
 def stage_ends(records: list[dict], split: str = "train") -> list[dict]:
@@ -112,7 +135,76 @@ def stage_ends(records: list[dict], split: str = "train") -> list[dict]:
     return [ends[stage] for stage in sorted(ends)]
 
 
+# ------------------------------------------------------------------------------------------- the folder
+def checkpoint_bytes(model: MoCo) -> int:
+    """Bytes of a ``last.pt`` of ``model``: both encoders, the queue, and SGD's momentum of the student."""
+    state = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    momentum = sum(p.numel() * p.element_size() for p in model.encoder_q.parameters())
+    return state + momentum
+
+
+def run_bytes(model: MoCo, stages: int) -> int:
+    """Bytes a whole run writes at its peak: ``last.pt`` and its next version, one best copy per stage,
+    and the exported encoders (one per stage and the two final ones)."""
+    encoder = sum(t.numel() * t.element_size() for t in model.backbone.state_dict().values())
+    return checkpoint_bytes(model) * (2 + stages) + encoder * (stages + 2)
+
+
+def prepare_run_folder(paths: RunPaths, needed: int) -> list[Path]:
+    """Create ``paths.root``, check it is writable and has ``needed`` bytes free; returns the stale
+    temporary files it removed. Raises ``ConfigError`` naming ``--out`` and what was wrong."""
+    root = paths.root
+    try:
+        (root / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {root}: cannot create the folder ({e.strerror or e})") from e
+    stale = remove_stale_temp_files(root) + remove_stale_temp_files(root / "checkpoints")
+    try:  # the probe is named like the atomic writes' temporary files, so a kill here leaves no litter
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=root / "checkpoints")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"--out {root}: not writable ({e.strerror or e})") from e
+    # the files a run rewrites in place count as free: their new versions replace them
+    existing = sum(f.stat().st_size for f in [*root.glob("*.pt"), *(root / "checkpoints").glob("*.pt")])
+    free = shutil.disk_usage(root).free
+    if free + existing < needed:
+        raise ConfigError(f"--out {root}: {_mb(free)} free on its disk, but the run's checkpoints need about "
+                          f"{_mb(needed - existing)}; free some space or choose another --out")
+    if stale:
+        print(f"[pretrain] removed {len(stale)} temporary file(s) an interrupted write left in {root}: "
+              f"{', '.join(p.name for p in stale[:3])}", file=sys.stderr, flush=True)
+    return stale
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error``, or one it was raised from, says the disk (or the quota) is full."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 # ------------------------------------------------------------------------------------------- checkpoints
+def save_last(state: dict, paths: RunPaths) -> None:
+    """Write ``checkpoints/last.pt`` atomically; a full disk leaves the previous one and says so."""
+    try:
+        atomic_save(state, paths.last)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as RuntimeError("unexpected pos ...")
+        if not disk_full(e):
+            raise
+        kept = f"the previous {paths.last} is intact" if paths.last.is_file() else "no earlier checkpoint exists"
+        raise CheckpointError(f"cannot write {paths.last}: no space left on device; {kept}. Free some space "
+                              "and rerun with --resume auto") from e
+
+
 def save_best_copy(last: Path, best: Path) -> None:
     """``best`` becomes a copy of ``last`` (the checkpoint just written), atomically."""
     with last.open("rb") as source:

@@ -106,3 +106,50 @@ def test_the_rng_state_round_trips():
     expected = torch.rand(3)
     set_rng_state(state, cpu)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_torn_last_log_line_is_dropped_with_a_warning_and_damage_elsewhere_is_named(tmp_path, capsys):
+    path = tmp_path / "log.jsonl"
+    log = JsonLog(path, enabled=True)
+    log({"split": "train", "global_epoch": 0})
+    with path.open("a") as f:
+        f.write('{"split": "tra')  # killed mid-append
+    assert read_log(path) == [{"split": "train", "global_epoch": 0}]
+    assert "torn last line" in capsys.readouterr().err
+    log.truncate_to(1)  # what a resumed run does: the file is whole again
+    assert path.read_text() == '{"split": "train", "global_epoch": 0}\n'
+    path.write_text('{"a": 1}\nnot json\n{"b": 2}\n')
+    with pytest.raises(ValueError, match="log.jsonl:2: not a JSON record"):
+        read_log(path)
+
+
+def test_prepare_run_folder_removes_stale_temporary_files_and_checks_space(tmp_path):
+    from edenkit.run_folder import prepare_run_folder
+
+    paths = RunPaths(tmp_path / "run")
+    (paths.root / "checkpoints").mkdir(parents=True)
+    stale = paths.root / "checkpoints" / ".last.pt.abcd1234.tmp"
+    stale.write_bytes(b"half")
+    kept = paths.root / "checkpoints" / "last.pt"
+    kept.write_bytes(b"whole")
+    assert prepare_run_folder(paths, needed=1) == [stale]
+    assert not stale.exists() and kept.exists()
+    with pytest.raises(ConfigError, match="--out .*free on its disk"):
+        prepare_run_folder(paths, needed=2**62)
+
+
+def test_a_full_disk_while_saving_last_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import edenkit.run_folder as run_folder
+
+    paths = RunPaths(tmp_path)
+    run_folder.save_last({"epoch": 1}, paths)
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_folder, "atomic_save", full)
+    with pytest.raises(CheckpointError, match="no space left on device; the previous .*last.pt is intact"):
+        run_folder.save_last({"epoch": 2}, paths)
+    assert torch.load(paths.last, weights_only=True) == {"epoch": 1}

@@ -30,7 +30,7 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from edenkit.files import atomic_write_json
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+SKIPPED_SHOWN = 5  # names of skipped files in the CLI summary (all of them are in COMPLETE and chunks/)
 
 
 class CacheError(RuntimeError):
@@ -58,10 +59,15 @@ class CacheInfo:
     image_ids: list[str]
     patient_ids: list[str]
     failed_rows: list[int]
+    missing: list[str] = field(default_factory=list)  # image files absent when it was built (--on-error skip)
 
     @property
     def images_file(self) -> Path:
         return self.path / "images.npy"
+
+    def skipped(self) -> list[str]:
+        """What the cache left out: the missing files, then the image ids that could not be decoded."""
+        return self.missing + [self.image_ids[row] for row in self.failed_rows]
 
 
 def cache_dir(root: str | Path, name: str, size: int) -> Path:
@@ -84,9 +90,11 @@ def _index_digest(index: dict) -> str:
 _worker: dict = {}  # per worker process: the dataset and the writable memmap
 
 
-def _init_worker(name: str, root: str, split: str, size: int, images_file: str, options: dict) -> None:
+def _init_worker(name: str, root: str, split: str, size: int, images_file: str, on_error: str,
+                 options: dict) -> None:
     torch.set_num_threads(1)  # one process per core already
-    _worker["dataset"] = open_dataset(name, root, split, size, targets=False, on_error="raise", **options)
+    # the same on_error as the index was made with: "skip" drops the same missing files here
+    _worker["dataset"] = open_dataset(name, root, split, size, targets=False, on_error=on_error, **options)
     _worker["images"] = np.load(images_file, mmap_mode="r+")
 
 
@@ -113,16 +121,18 @@ def build_cache(name: str, root: str | Path, size: int, *, split: str = "all", w
                 **options) -> CacheInfo:
     """Build (or finish) the cache of ``split`` of dataset ``name`` at ``size``; returns it verified.
 
-    ``on_error="skip"`` writes a black row for an unreadable image and lists it as failed, so the
-    cached loader leaves it out; ``"raise"`` stops at the first one. ``force`` deletes an existing
+    ``on_error="skip"`` leaves missing image files out of the index (listed in ``missing``) and
+    writes a black row for an image that does not decode, listed as failed, so the cached loader
+    leaves it out; ``"raise"`` stops at the first of either. ``force`` deletes an existing
     cache first. ``options`` go to the dataset class.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    dataset = open_dataset(name, root, split, size, targets=False, on_error="raise", **options)
+    dataset = open_dataset(name, root, split, size, targets=False, on_error=on_error, **options)
     records = dataset.records
+    missing = [file for file, _ in dataset.skipped]  # with "skip": files absent at construction
     index = {"format": FORMAT_VERSION, "dataset": name, "split": split, "size": size, "chunk_size": chunk_size,
              "image_ids": [r.image_id for r in records], "patient_ids": [str(r.patient_id) for r in records]}
     path = cache_dir(root, name, size)
@@ -142,9 +152,9 @@ def build_cache(name: str, root: str | Path, size: int, *, split: str = "all", w
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     log.info("cache %s: %d images, %d of %d chunks to build, %d workers", path, n, len(todo), len(chunks), workers)
 
-    initargs = (name, str(root), split, size, str(images_file), options)
+    initargs = (name, str(root), split, size, str(images_file), on_error, options)
     bar = tqdm(total=n, initial=n - sum(b - a for _, a, b, _ in todo), unit="img", desc=f"cache {name} {size}px",
-               disable=not progress)
+               disable=None if progress else True)  # None: no bar when stderr is no terminal
     with bar:
         if workers == 1:
             _init_worker(*initargs)
@@ -164,7 +174,8 @@ def build_cache(name: str, root: str | Path, size: int, *, split: str = "all", w
     atomic_write_json(complete, {"format": FORMAT_VERSION, "count": n, "size": size,
                                  "index_sha256": _index_digest(index),
                                  "chunks_sha256": hashlib.sha256("".join(digests).encode()).hexdigest(),
-                                 "failed_rows": failed, "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
+                                 "failed_rows": failed, "missing": missing,
+                                 "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
                       indent=None)
     if failed:
         log.warning("cache %s: %d unreadable image(s) left out (listed in chunks/*.json)", path, len(failed))
@@ -224,7 +235,8 @@ def open_cache(path: str | Path) -> CacheInfo:
     images = np.load(images_file, mmap_mode="r")
     if images.shape != (n, size, size) or images.dtype != np.uint8:
         raise CacheError(f"{images_file}: shape {images.shape} {images.dtype}, expected ({n}, {size}, {size}) uint8")
-    return CacheInfo(path, size, index["image_ids"], index["patient_ids"], list(done.get("failed_rows", [])))
+    return CacheInfo(path, size, index["image_ids"], index["patient_ids"], list(done.get("failed_rows", [])),
+                     list(done.get("missing", [])))
 
 
 def verify_cache(path: str | Path) -> CacheInfo:
@@ -358,8 +370,10 @@ def run(args: argparse.Namespace) -> int:
                        chunk_size=args.chunk_size, on_error=args.on_error, force=args.force)
     if args.verify:
         verify_cache(info.path)
+    skipped = info.skipped()
     result = {"cache": str(info.path), "images": len(info.image_ids), "size": info.size,
-              "failed": len(info.failed_rows), "verified": bool(args.verify),
+              "failed": len(info.failed_rows), "missing": len(info.missing), "skipped": len(skipped),
+              "skipped_files": skipped[:SKIPPED_SHOWN], "verified": bool(args.verify),
               "seconds": round(time.perf_counter() - start, 1)}
     print(json.dumps(result, indent=1))
     return 0

@@ -131,3 +131,22 @@ def test_cli_builds_in_parallel(tmp_path, capsys):
     cached = C.open_image_dataset("chestxray14", tmp_path, "test", size=12)
     decoded = D.open_dataset("chestxray14", tmp_path, "test", size=12, targets=False)
     assert all((cached[i]["image"] - decoded[i]["image"]).abs().max() <= 0.5 / 255 + 1e-6 for i in range(3))
+
+
+def test_on_error_skip_skips_missing_files_and_names_them(tmp_path, capsys):
+    folder = make_chestxray14(tmp_path)
+    (folder / "images" / "00000002_000.png").unlink()
+    (folder / "images" / "00000003_001.png").write_bytes(b"not a png")
+    with pytest.raises(D.DatasetError, match="missing.*00000002_000.png"):
+        C.build_cache("chestxray14", tmp_path, 16, workers=1, chunk_size=4, progress=False)
+    code = cli_main(["cache", "--dataset", "chestxray14", "--data-root", str(tmp_path), "--size", "16",
+                     "--workers", "1", "--chunk-size", "4", "--on-error", "skip", "--force"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["images"] == 14 and result["missing"] == 1 and result["failed"] == 1
+    assert result["skipped"] == 2
+    assert result["skipped_files"] == [str(folder / "images" / "00000002_000.png"), "00000003_001.png"]
+    info = C.find_cache(tmp_path, "chestxray14", 16)  # a rerun reads the same summary from COMPLETE
+    assert info.missing == [str(folder / "images" / "00000002_000.png")]
+    cached = C.open_image_dataset("chestxray14", tmp_path, "train_val", size=16, on_error="skip")
+    ids = [cached[i]["image_id"] for i in range(len(cached))]
+    assert "00000002_000.png" not in ids and "00000003_001.png" not in ids and len(ids) == 10

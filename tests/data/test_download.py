@@ -25,6 +25,7 @@ class Behaviour:
         self.status = 200
         self.range_headers: list[str | None] = []
         self.bytes_sent = 0
+        self.send_length = True  # False: no Content-Length, the body ends when the connection closes
 
 
 @pytest.fixture
@@ -56,7 +57,10 @@ def server():
             else:
                 self.send_response(200)
             body = PAYLOAD[start:]
-            self.send_header("Content-Length", str(len(body)))
+            if behaviour.send_length:
+                self.send_header("Content-Length", str(len(body)))
+            else:
+                self.close_connection = True
             self.end_headers()
             if behaviour.cut_after is not None:
                 body = body[:behaviour.cut_after]
@@ -264,3 +268,61 @@ def test_manual_steps_links_a_folder_with_its_files_and_opens_the_dataset(tmp_pa
     (root / "jsrt" / "notes.csv").unlink()
     with pytest.raises(dl.ManualStepRequired, match=f"get it at {root / 'jsrt'} with jsrt.py"):
         steps(argparse.Namespace(source=None, keep_archives=False), root)
+
+
+# -- issue 15: nothing half-done is trusted ------------------------------------------------------------
+
+def test_a_stale_part_larger_than_the_file_starts_over(server, tmp_path):
+    (tmp_path / "payload.bin.part").write_bytes(PAYLOAD + b"stale bytes of another version")
+    store = dl.ChecksumStore(tmp_path / "checksums.json")
+    path = dl.download(remote(server), tmp_path, checksums=store, progress=False)
+    assert path.read_bytes() == PAYLOAD  # the 416 says "bytes */1048576": not the .part's size
+    assert store.get("payload.bin") == sha256(PAYLOAD)  # so the stale bytes are never recorded as trusted
+    assert server.range_headers == [f"bytes={len(PAYLOAD) + 30}-", None]
+
+
+def test_a_whole_part_is_accepted_on_416_without_a_second_request(server, tmp_path):
+    (tmp_path / "payload.bin.part").write_bytes(PAYLOAD)
+    path = dl.download(remote(server), tmp_path, checksums=dl.ChecksumStore(tmp_path / "c.json"), progress=False)
+    assert path.read_bytes() == PAYLOAD and server.range_headers == [f"bytes={len(PAYLOAD)}-"]
+
+
+def test_a_response_without_length_cut_short_is_not_trusted(server, tmp_path):
+    server.send_length, server.cut_after = False, 400_000
+    store = dl.ChecksumStore(tmp_path / "checksums.json")
+    with pytest.raises(dl.DownloadError, match="no length.*trust-unverified"):
+        dl.download(remote(server), tmp_path / "files", checksums=store, progress=False)
+    assert store.get("payload.bin") is None and not (tmp_path / "checksums.json").exists()
+    assert not (tmp_path / "files" / "payload.bin").exists()
+    with pytest.raises(dl.DownloadError, match="published size is 1048576"):  # a published size catches it
+        dl.download(dl.RemoteFile(server.url, "sized.bin", size=len(PAYLOAD)), tmp_path / "files", progress=False)
+    with pytest.raises(dl.ChecksumError):  # and so does a published checksum
+        dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path / "other", progress=False)
+
+
+def test_a_response_without_length_is_recorded_only_when_the_user_accepts_it(server, tmp_path):
+    server.send_length = False
+    store = dl.ChecksumStore(tmp_path / "checksums.json")
+    path = dl.download(remote(server), tmp_path, checksums=store, progress=False, trust_unverified=True)
+    assert path.read_bytes() == PAYLOAD and store.get("payload.bin") == sha256(PAYLOAD)
+    whole = dl.download(remote(server, sha256=sha256(PAYLOAD)), tmp_path / "published", progress=False)
+    assert whole.read_bytes() == PAYLOAD  # verified by the published digest, no length needed
+
+
+def test_an_archive_member_that_is_a_link_is_a_download_error(tmp_path):
+    archive = tmp_path / "links.tar"
+    with tarfile.open(archive, "w") as t:
+        link = tarfile.TarInfo("images/JPCLN001.IMG")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        t.addfile(link)
+    with pytest.raises(dl.DownloadError, match="refusing the member 'images/JPCLN001.IMG'"):
+        dl.extract(archive, tmp_path / "target")
+    assert not (tmp_path / "target").exists()
+    damaged = tmp_path / "damaged.tar.gz"
+    with tarfile.open(damaged, "w:gz") as t:
+        info = tarfile.TarInfo("a.png")
+        info.size = 200_000
+        t.addfile(info, io.BytesIO(bytes(range(256)) * 782))
+    damaged.write_bytes(damaged.read_bytes()[:-300])
+    with pytest.raises(dl.DownloadError, match="damaged.tar.gz: cannot be unpacked"):
+        dl.extract(damaged, tmp_path / "target")
