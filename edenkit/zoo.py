@@ -32,9 +32,10 @@ import yaml
 from edenkit.checkpoint import export_encoder
 from edenkit.config import default_data_root, to_dict
 from edenkit.models.backbones import build_resnet
+from edenkit.paper import KIT_TO_PAPER
 from edenkit.pretrain import pretrain
 from edenkit.pretrain_config import CurriculumConfig, PretrainConfig, load_pretrain_config
-from edenkit.run_folder import RESUMABLE_CHANGES, RunPaths
+from edenkit.run_folder import RESUMABLE_CHANGES, RunPaths, read_log
 
 Method = Literal["adam", "mocov2", "random"]
 Profile = Literal["ci", "demo", "paper"]
@@ -148,3 +149,43 @@ def _torchrun(cfg: PretrainConfig, paths: RunPaths, nproc_per_node: int) -> None
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
                "-m", "edenkit", "pretrain", "--config", str(requested), "--out", str(paths.root), "--resume", "auto"]
     subprocess.run(command, check=True)
+
+
+def pretraining_note(run_dir: str | Path, method: str) -> str:
+    """What a pretraining run's ``log.jsonl`` says about the encoder the analyses receive.
+
+    Per stage: the last training epoch's mean cosine between query and negatives, and the fraction of
+    negatives the purposive pruner removed. Negatives at cosine near 1 mean collapsed embeddings (every
+    image maps to about the same vector); a pruned fraction near 1 means the loss was ~0 and that stage
+    taught the encoder nothing. Either makes a comparison of methods uninformative, so the notebooks say so.
+    """
+    label = KIT_TO_PAPER.get(method, method)
+    log = Path(run_dir) / "log.jsonl"
+    if not log.is_file():
+        return f"{label}: no training log at {log}"
+    last: dict[int, dict] = {}
+    for record in read_log(log):
+        if record.get("split") == "train":
+            last[record["stage"]] = record
+    parts, warnings = [], []
+    for stage, r in sorted(last.items()):
+        parts.append(f"stage {stage} (n={r['n']}): negatives' cosine {r['neg_sim']:.2f}, pruned {r['frac_pruned']:.0%}")
+        if r["frac_pruned"] > 0.95:
+            warnings.append(f"stage {stage} pruned almost every negative (loss ~0: it learned nothing)")
+        elif r["neg_sim"] > 0.9:
+            warnings.append(f"stage {stage} ended with collapsed embeddings (negatives' cosine {r['neg_sim']:.2f})")
+    note = f"{label}: " + "; ".join(parts)
+    return note + ("\n  WARNING: " + "; ".join(warnings) if warnings else "")
+
+
+def get_encoders(methods, profile: Profile, out_dir: str | Path | None = None, seed: int = 0, *,
+                 data_root: str | None = None, progress: bool = True) -> dict[str, Path]:
+    """``get_encoder`` for each of ``methods``, printing where each encoder is and what its pretraining
+    log says (the check every analysis notebook starts with: a WARNING means the comparison below says
+    more about a failed pretraining than about the methods)."""
+    encoders = {m: get_encoder(m, profile, out_dir, seed, data_root=data_root, progress=progress) for m in methods}
+    for method, path in encoders.items():
+        print(f"{method:8s} {path}")
+    for method in [m for m in methods if m != "random"]:
+        print(pretraining_note(encoders[method].parent, method))
+    return encoders

@@ -346,35 +346,6 @@ def rank_note(values: dict[str, float], metric: str, focus: str = "adam", higher
     return f"{metric}: {listing}. {verdict}."
 
 
-def pretraining_note(run_dir, method: str) -> str:
-    """What a pretraining run's ``log.jsonl`` says about the encoder the analyses receive.
-
-    Per stage: the last training epoch's mean cosine between query and negatives, and the fraction of
-    negatives the purposive pruner removed. Negatives at cosine near 1 mean collapsed embeddings (every
-    image maps to about the same vector); a pruned fraction near 1 means the loss was ~0 and that stage
-    taught the encoder nothing. Either makes a comparison of methods uninformative, so the notebooks say so.
-    """
-    import json
-    from pathlib import Path
-
-    log = Path(run_dir) / "log.jsonl"
-    if not log.is_file():
-        return f"{_label(method)}: no training log at {log}"
-    last: dict[int, dict] = {}
-    for line in log.read_text().splitlines():
-        record = json.loads(line)
-        if record.get("split") == "train":
-            last[record["stage"]] = record
-    parts, warnings = [], []
-    for stage, r in sorted(last.items()):
-        parts.append(f"stage {stage} (n={r['n']}): negatives' cosine {r['neg_sim']:.2f}, pruned {r['frac_pruned']:.0%}")
-        if r["frac_pruned"] > 0.95:
-            warnings.append(f"stage {stage} pruned almost every negative (loss ~0: it learned nothing)")
-        elif r["neg_sim"] > 0.9:
-            warnings.append(f"stage {stage} ended with collapsed embeddings (negatives' cosine {r['neg_sim']:.2f})")
-    note = f"{_label(method)}: " + "; ".join(parts)
-    return note + ("\n  WARNING: " + "; ".join(warnings) if warnings else "")
-
 
 def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
     """A small Markdown table from dicts (missing cells shown as '–')."""

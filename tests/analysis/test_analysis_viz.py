@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from edenkit.viz import analysis as viz  # noqa: E402
+from edenkit.viz import analysis as viz
+from edenkit.zoo import pretraining_note  # noqa: E402
 
 SUMMARY = {
     "adam": {"heart": {3: {"mean": 80.0, "std": 2.0, "n": 5}, 6: {"mean": 85.0, "std": 1.0, "n": 5}},
@@ -69,15 +70,15 @@ def test_pretraining_note_flags_collapse_and_full_pruning(tmp_path):
         {"split": "train", "stage": 1, "n": 2, "neg_sim": 0.99, "frac_pruned": 1.0},
     ]
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records))
-    note = viz.pretraining_note(tmp_path, "adam")
+    note = pretraining_note(tmp_path, "adam")
     assert "stage 0 (n=0): negatives' cosine 0.93, pruned 0%" in note
     assert "WARNING" in note and "stage 1 pruned almost every negative" in note and "collapsed" in note
     healthy = tmp_path / "ok"
     healthy.mkdir()
     (healthy / "log.jsonl").write_text(json.dumps({"split": "train", "stage": 0, "n": 0, "neg_sim": 0.2,
                                                    "frac_pruned": 0.0}))
-    assert "WARNING" not in viz.pretraining_note(healthy, "mocov2")
-    assert "no training log" in viz.pretraining_note(tmp_path / "missing", "adam")
+    assert "WARNING" not in pretraining_note(healthy, "mocov2")
+    assert "no training log" in pretraining_note(tmp_path / "missing", "adam")
 
 
 def _scores(knn, c1, c3):
