@@ -327,6 +327,19 @@ def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: d
     return fig
 
 
+def show_ground_truth(images: torch.Tensor, masks: dict[str, torch.Tensor]) -> Figure:
+    """Rows = tasks, columns = images: each task's ground-truth mask outlined on the same few images."""
+    rows, cols = len(masks), len(images)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.1 * rows), squeeze=False)
+    for r, (task, task_masks) in enumerate(masks.items()):
+        for c in range(cols):
+            show_grey(axes[r, c], images[c], f"{task} (image {c + 1})")
+            axes[r, c].contour(np.asarray(task_masks[c], dtype=float), levels=[0.5], colors="yellow", linewidths=1)
+    fig.suptitle("ground truth of each task", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def rank_note(values: dict[str, float], metric: str, focus: str = "adam", higher_is_better: bool = True,
               digits: int = 3) -> str:
     """One sentence with every method's value and where ``focus`` ranks, e.g. for a notebook's closing note."""
