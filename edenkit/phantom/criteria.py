@@ -283,9 +283,11 @@ def cost(config, sizes=(128, 256), n=20) -> dict:
 # All criteria, the table, the ablation
 # ----------------------------------------------------------------------------------------------------
 
-SCALES = {  # sample sizes: "full" is the benchmark's, "small" the notebook's ci profile
+SCALES = {  # sample sizes: "full" is the benchmark's (the n), "small" the demo notebook's (a minute
+    # or two per version), "ci" a smoke run of seconds whose numbers are too noisy to judge by
     "full": {"patients": 64, "retrieval": 512, "locality": 80, "individuality": 48, "fewshot": 40, "anatomy": 100},
-    "small": {"patients": 16, "retrieval": 64, "locality": 20, "individuality": 12, "fewshot": 12, "anatomy": 12},
+    "small": {"patients": 32, "retrieval": 128, "locality": 40, "individuality": 24, "fewshot": 30, "anatomy": 40},
+    "ci": {"patients": 6, "retrieval": 12, "locality": 10, "individuality": 6, "fewshot": 8, "anatomy": 6},
 }
 
 
@@ -301,7 +303,7 @@ def measure(config, augment, scale: str = "full", seed: int = 0, ceiling: bool =
     out.update({f"A4_{k}": v for k, v in individuality(config, n["individuality"], seed=seed).items()})
     out.update({f"A5_{k}": v for k, v in fewshot_prior(config, n["fewshot"], seed=seed).items()})
     out.update({f"A6_{k}": v for k, v in anatomy_checks(config, n["anatomy"], seed=seed).items()})
-    out.update({f"cost_{k}": v for k, v in cost(config, n=10 if scale == "full" else 3).items()})
+    out.update({f"cost_{k}": v for k, v in cost(config, n={"full": 10, "small": 4}.get(scale, 1)).items()})
     return out
 
 
