@@ -74,7 +74,7 @@ class PhantomConfig:
     noise: float = 1.0  # scales the detector noise
     texture: float = 1.0  # scales the lung markings and the smooth background texture
     extras: bool = True  # scapulae, humeral heads, breast shadows, anterior ribs (no masks)
-    version: int = 1  # 1 = the original phantom (bit for bit), 2 = individuals at every scale
+    version: int = 2  # 2 = individuals at every scale (the default), 1 = the original phantom, bit for bit
     # v2's factors, each 0 (off) .. 1 (default): ``version=2`` with all of them 0 is v1's population
     # drawn through v2's streams, which is what the ablation in notebook 01 starts from
     deformation: float = 1.0  # a smooth random deformation of the body (masks and landmarks follow)
