@@ -94,6 +94,11 @@ def render_v2(seed: int, patient_seed: int, config, finding_names):
     acquisition = draw_acquisition(rng_stream(seed, 18), float(config.exposure_physics), float(config.devices))
     white = rng_stream(seed, 19).standard_normal((n, n), dtype=np.float32)
     image = expose_v2(atten, p, config, white, acquisition)
+    # the exposed field: pixels outside it are the collimator's unexposed (bright) border
+    top, bottom, left, right = (int(round(m * n)) for m in acquisition["collimation"])
+    exposed = np.zeros((n, n), bool)
+    exposed[top : n - bottom, left : n - right] = True
+    parts["extra_masks"]["exposed"] = exposed
     return image, masks, anatomy, findings, finding_masks, parts
 
 

@@ -115,7 +115,7 @@ class PhantomSample:
     findings: dict[str, bool]  # keys = FINDINGS
     finding_masks: dict[str, np.ndarray]  # bool [H, W] for the focal findings present
     patient_id: int
-    extra_masks: dict[str, np.ndarray] = field(default_factory=dict)  # body, mediastinum, spine, trachea
+    extra_masks: dict[str, np.ndarray] = field(default_factory=dict)  # body, mediastinum, spine, trachea; v2: exposed
     info: dict = field(default_factory=dict)  # the measured cardiothoracic ratio; v2: the devices drawn
 
 
