@@ -21,7 +21,7 @@ from edenkit.config import ConfigError
 from edenkit.data.cache import open_image_dataset
 from edenkit.data.datasets import DatasetError
 from edenkit.decomposer import AnatomyPairs
-from edenkit.phantom import PhantomDataset
+from edenkit.phantom import PhantomConfig, PhantomDataset
 from edenkit.pretrain_config import DataConfig, PretrainConfig
 
 
@@ -45,7 +45,9 @@ def phantom_images(n: int, size: int, seed: int, cache_dir: str | None = None) -
     Generating a phantom takes tens of milliseconds, far more than a training step needs per image,
     so pretraining reads them from this cache (``cache_dir`` keeps it across processes).
     """
-    path = Path(cache_dir) / f"phantom_{n}x{size}px_seed{seed}.pt" if cache_dir else None
+    # the phantom's version is in the key: a cache written by another version holds other images
+    version = PhantomConfig().version
+    path = Path(cache_dir) / f"phantom_v{version}_{n}x{size}px_seed{seed}.pt" if cache_dir else None
     if path is not None and path.is_file():
         images = load_checkpoint(path)
         if isinstance(images, torch.Tensor) and images.shape == (n, 1, size, size):

@@ -280,7 +280,7 @@ def write_samples(
                 "patient_id": sample.patient_id,
                 "findings": sample.findings,
                 "landmarks": {k: [round(x, 2), round(y, 2)] for k, (x, y) in sample.landmarks.items()},
-                **{k: round(v, 4) for k, v in sample.info.items()},
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in sample.info.items()},
             }
         )
     (out / "phantoms.json").write_text(

@@ -195,9 +195,9 @@ class Patient:
             thickness[int(ribs.integers(1, 9))] *= 1.6
         drop_scale = 1.0 + rv * np.clip(ribs.normal(0.0, 0.08, n_levels), -0.2, 0.2)
         return Patient(
-            angle=math.radians(around(r, 0.0, 4.0, 9.0)),
-            shift=(around(r, 0.0, 0.035, 0.08), around(r, 0.0, 0.035, 0.08)),
-            scale=around(r, 1.0, 0.06, 0.13),
+            angle=math.radians(around(r, 0.0, 4.0, 11.0)),
+            shift=(around(r, 0.0, 0.035, 0.09), around(r, 0.0, 0.035, 0.09)),
+            scale=around(r, 1.0, 0.06, 0.15),
             body_half_width=around(a, 0.45, 0.035, 0.06),
             neck_half_width=around(a, 0.1, 0.012, 0.02),
             shoulder_v=around(a, 0.06, 0.02, 0.035),

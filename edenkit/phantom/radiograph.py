@@ -34,10 +34,10 @@ def draw_findings(rng: np.random.Generator, prevalence: dict[str, float], names)
     return {name: bool(rng.random() < prevalence.get(name, 0.0)) for name in names}
 
 
-def _heart_ratio(anatomy_rng, visit, findings) -> float:
+def _heart_ratio(anatomy_rng, visit, findings, normal=(0.38, 0.48)) -> float:
     # the cardiothoracic ratio sets the heart width: normal below 0.5, cardiomegaly clearly above.
     # Both are drawn always, so that a finding never reshuffles the rest of the image.
-    normal_ctr, enlarged_ctr = anatomy_rng.uniform(0.38, 0.48), visit.uniform(0.55, 0.66)
+    normal_ctr, enlarged_ctr = anatomy_rng.uniform(*normal), visit.uniform(0.55, 0.66)
     return enlarged_ctr if findings["cardiomegaly"] else normal_ctr
 
 
@@ -62,7 +62,8 @@ def render_v2(seed: int, patient_seed: int, config, finding_names):
     n = config.size
     visit, anatomy_rng = rng_stream(seed, 1), rng_stream(patient_seed, 2)
     findings = draw_findings(visit, config.prevalence, finding_names)
-    ctr = _heart_ratio(anatomy_rng, visit, findings)
+    # v2's outline and wider pose measure a little narrower than the drawn ratio: start at 0.40
+    ctr = _heart_ratio(anatomy_rng, visit, findings, normal=(0.40, 0.48))
     streams = SimpleNamespace(
         anatomy=anatomy_rng, visit=visit, ribs=rng_stream(patient_seed, 11), heart=rng_stream(patient_seed, 12)
     )
@@ -93,6 +94,11 @@ def render_v2(seed: int, patient_seed: int, config, finding_names):
     acquisition = draw_acquisition(rng_stream(seed, 18), float(config.exposure_physics), float(config.devices))
     white = rng_stream(seed, 19).standard_normal((n, n), dtype=np.float32)
     image = expose_v2(atten, p, config, white, acquisition)
+    # the exposed field: pixels outside it are the collimator's unexposed (bright) border
+    top, bottom, left, right = (int(round(m * n)) for m in acquisition["collimation"])
+    exposed = np.zeros((n, n), bool)
+    exposed[top : n - bottom, left : n - right] = True
+    parts["extra_masks"]["exposed"] = exposed
     return image, masks, anatomy, findings, finding_masks, parts
 
 

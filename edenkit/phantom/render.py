@@ -74,7 +74,7 @@ class PhantomConfig:
     noise: float = 1.0  # scales the detector noise
     texture: float = 1.0  # scales the lung markings and the smooth background texture
     extras: bool = True  # scapulae, humeral heads, breast shadows, anterior ribs (no masks)
-    version: int = 1  # 1 = the original phantom (bit for bit), 2 = individuals at every scale
+    version: int = 2  # 2 = individuals at every scale (the default), 1 = the original phantom, bit for bit
     # v2's factors, each 0 (off) .. 1 (default): ``version=2`` with all of them 0 is v1's population
     # drawn through v2's streams, which is what the ablation in notebook 01 starts from
     deformation: float = 1.0  # a smooth random deformation of the body (masks and landmarks follow)
@@ -115,7 +115,7 @@ class PhantomSample:
     findings: dict[str, bool]  # keys = FINDINGS
     finding_masks: dict[str, np.ndarray]  # bool [H, W] for the focal findings present
     patient_id: int
-    extra_masks: dict[str, np.ndarray] = field(default_factory=dict)  # body, mediastinum, spine, trachea
+    extra_masks: dict[str, np.ndarray] = field(default_factory=dict)  # body, mediastinum, spine, trachea; v2: exposed
     info: dict = field(default_factory=dict)  # the measured cardiothoracic ratio; v2: the devices drawn
 
 

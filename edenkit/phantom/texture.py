@@ -21,7 +21,7 @@ LO, HI = -0.25, 1.25  # the raster covers this canonical square (a posed image m
 
 # band (cycles per canonical unit, low and high), spectral slope range, amplitude range
 BANDS = {
-    "soft_tissue": ((1.0, 10.0), (2.5, 3.5), (0.025, 0.07)),
+    "soft_tissue": ((1.0, 10.0), (2.5, 3.5), (0.1, 0.2)),
     "parenchyma": ((10.0, 45.0), (1.2, 2.2), (0.015, 0.035)),
     "bone": ((25.0, 90.0), (0.8, 1.6), (0.08, 0.2)),
 }
