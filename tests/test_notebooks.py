@@ -111,6 +111,8 @@ def test_there_are_notebooks_and_they_are_in_order():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_notebook_has_no_outputs_and_a_parameters_cell(path):
+    raw = json.loads(path.read_text())
+    assert all("id" in cell for cell in raw["cells"]), f"{path.name}: a cell without an id (nbformat 4.5)"
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     for cell in nb.cells:
