@@ -208,7 +208,8 @@ def hierarchy(sample: PhantomSample) -> Figure:
         if parent is not None:
             (x0, y0), (x1, y1) = centres[parent], centres[node]
             lines.plot([x0, x1], [y0, y1 + 0.8 / len(levels) + 0.03], color="0.6", linewidth=0.8)
-    fig.suptitle("anatomy as a part-whole hierarchy (every whole is the union of its parts)", fontsize=10)
+    # above the top row's titles (the notebook's inline backend crops to the drawn content)
+    fig.suptitle("anatomy as a part-whole hierarchy (every whole is the union of its parts)", fontsize=10, y=1.04)
     return fig
 
 
@@ -274,8 +275,11 @@ def explorer_figure(
     sample = generate(seed, explorer_config(size, chosen, version, factors))
     if with_overlay:
         return anatomy_overlay(sample)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    # the same canvas as with the overlay, so the explorer's picture keeps its size when it is switched
+    fig, (ax, blank) = plt.subplots(1, 2, figsize=(11, 5.6))
     show_grey(ax, sample.image, _findings_title(sample))
+    blank.set_axis_off()
+    blank.text(0.05, 0.5, "ground-truth overlay off", fontsize=9, color="0.5", transform=blank.transAxes)
     fig.tight_layout()
     return fig
 
