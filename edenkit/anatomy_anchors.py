@@ -154,7 +154,7 @@ class AnchorBatches:
     def __iter__(self):
         for batch in self.loader:
             if "anchor" not in batch:
-                batch["anchor"] = self._gather(batch["index"].tolist(), batch["box"].tolist())
+                batch["anchor"] = self.gather(batch["index"].tolist(), batch["box"].tolist())
             yield batch
 
     def augment_batch(self, batch: dict, device: torch.device) -> dict:
@@ -167,7 +167,8 @@ class AnchorBatches:
                     self._copied[i].record()
         return views
 
-    def _gather(self, indices: list[int], boxes: list[list[int]]) -> torch.Tensor:
+    def gather(self, indices: list[int], boxes: list[list[int]]) -> torch.Tensor:
+        """The anchors [B, 1, rows, cols] of samples ``indices`` (parts ``boxes``), in the next buffer."""
         image = self.dataset.read_uint8(indices[0])
         rows, cols = anchor_shape(*image.shape[-2:], self.dataset.n, self.dataset.mode)
         out = self._buffer((len(indices), 1, rows, cols))
