@@ -15,7 +15,9 @@ prints one line per result. Sections, in order of how much they tell:
   on views already on the device, and peak GPU memory: the model alone, without torch.compile.
 - ``pipelines``: the same steps fed by a DataLoader with ``--workers`` workers from 1024-px images in
   memory, on the CPU path (``AnatomyPairs`` + ``TwoViewAugment`` in the workers) and on the device
-  path (``AnatomyAnchors`` in the workers, ``BatchTwoViewAugment`` on the device); MoCo-v2 at n = 0,
+  path as pretraining runs it (``AnatomyAnchors`` without pixels in the workers, the anchors gathered
+  by ``AnchorBatches`` in the main process into pinned buffers, ``BatchTwoViewAugment`` on the device
+  through the engine's hook); MoCo-v2 at n = 0,
   Adam at n = 4; plus each loader alone (pairs/s it can deliver).
 - ``torchrun``: two training steps under ``torchrun --nproc-per-node=1`` with an explicit process group
   (NCCL on a GPU, gloo on the CPU) and ``DistributedDataParallel``.
@@ -45,7 +47,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from edenkit import engine
-from edenkit.anatomy_anchors import AnatomyAnchors, augment_batch
+from edenkit.anatomy_anchors import AnatomyAnchors, AnchorBatches, augment_batch
 from edenkit.augmentation import TwoViewAugment
 from edenkit.batch_augmentation import BatchTwoViewAugment
 from edenkit.decomposer import AnatomyPairs
@@ -127,15 +129,16 @@ def train_steps(model, optimizer, batches, device, threshold, dtype) -> dict:
                                   autocast_dtype=dtype, channels_last=True)
 
 
-def feed(loader: DataLoader, path: str, device: torch.device, count: int):
-    """``count`` batches of views from ``loader`` (more epochs if needed); augmented on ``device`` on the device path."""
+def feed(loader, path: str, device: torch.device, count: int):
+    """``count`` batches of views from ``loader`` (more epochs if needed); augmented on ``device`` on the device
+    path (``AnchorBatches.augment_batch``, the hook the engine calls)."""
     produced = 0
     while produced < count:
         for batch in loader:
             if produced == count:
                 return
             produced += 1
-            yield augment_batch(batch, loader.dataset.augment, device) if path == "device" else batch
+            yield loader.augment_batch(batch, device) if path == "device" else batch
 
 
 # ------------------------------------------------------------------------------------------- sections
@@ -211,11 +214,13 @@ def pipelines(args, device, dtype) -> dict:
         for path in ("cpu", "device"):
             if path == "cpu":
                 dataset = AnatomyPairs(images, n, args.view_size, augment=TwoViewAugment(args.view_size))
-            else:
-                dataset = AnatomyAnchors(images, n, BatchTwoViewAugment(args.view_size))
+            else:  # as pretrain_data.pair_loader for images in memory: the main process gathers the anchors
+                dataset = AnatomyAnchors(images, n, BatchTwoViewAugment(args.view_size), pixels=False)
             loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=workers,
                                 pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                                 prefetch_factor=4 if workers else None)
+            if path == "device":
+                loader = AnchorBatches(loader, pin=device.type == "cuda")
 
             list(feed(loader, path, device, 2))  # workers started and warm
             start = time.perf_counter()

@@ -4,6 +4,10 @@ A training step, as in MoCo: embed (the model EMA-updates its key encoder first)
 the queue with the purposive pruner when asked, one optimizer step, then enqueue this step's keys.
 The same loop runs on a CPU, one GPU, or under ``torchrun`` (``model`` is then wrapped in
 ``DistributedDataParallel``); the numbers it returns are averaged over processes.
+
+A loader with an ``augment_batch(batch, device)`` hook (the device path, ``data.augment``:
+``edenkit.anatomy_anchors.AnchorBatches``) yields anchors; the hook moves them to the device and
+makes the views there, before anything else touches the batch.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _views(batch: dict, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _views(batch: dict, device: torch.device, channels_last: bool, make_views=None) -> tuple[torch.Tensor, torch.Tensor]:
+    if make_views is not None:  # the device path: views made on the device from the anchors
+        batch = make_views(batch, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return tuple(
         batch[key].to(device, non_blocking=True).contiguous(memory_format=memory_format) for key in ("view1", "view2")
@@ -84,7 +90,8 @@ def train_one_epoch(
 ) -> dict:
     """Train ``model`` (MoCo, maybe DDP-wrapped) for one pass over ``loader``; return the epoch means.
 
-    ``loader`` yields dicts with ``view1`` and ``view2`` ([B, 1, s, s] in [0, 1]). ``prune_threshold``
+    ``loader`` yields dicts with ``view1`` and ``view2`` ([B, 1, s, s] in [0, 1]), or anchors that its
+    ``augment_batch`` hook turns into them on ``device`` (see the module's docstring). ``prune_threshold``
     turns on the purposive pruner; ``autocast_dtype`` (``torch.bfloat16`` or ``torch.float16``) turns on
     mixed precision, with ``scaler`` for float16. ``log`` receives a record every ``log_every`` steps.
     Returns ``loss, acc, pos_sim, neg_sim, frac_pruned, images_per_s, images, lr``.
@@ -94,9 +101,10 @@ def train_one_epoch(
     mean = _Mean()
     images = 0
     start = time.perf_counter()
+    make_views = getattr(loader, "augment_batch", None)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, mininterval=2.0, disable=not (progress and dist.is_main()))
     for step, batch in enumerate(bar):
-        view1, view2 = _views(batch, device, channels_last)
+        view1, view2 = _views(batch, device, channels_last, make_views)
         with autocast(device, autocast_dtype):
             q, k = model(view1, view2)
         # The loss in float32: K logits per anchor, and the pruner compares similarities with a threshold.
@@ -147,8 +155,9 @@ def evaluate(
     """
     moco = unwrap(model)
     mean = _Mean()
+    make_views = getattr(loader, "augment_batch", None)  # deterministic: the views' parameters come with the batch
     for batch in loader:
-        view1, view2 = _views(batch, device, channels_last)
+        view1, view2 = _views(batch, device, channels_last, make_views)
         with autocast(device, autocast_dtype):
             q, k = moco.embed_pair(view1, view2)
         loss, stats = info_nce(q, k, moco.queue, tau=moco.temperature, prune_threshold=prune_threshold)

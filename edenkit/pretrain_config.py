@@ -6,6 +6,13 @@ A run is one ``PretrainConfig``, read from a packaged YAML (``ci``, ``demo_cpu``
 Learning rate: ``optim.lr`` is the rate at a global batch of ``optim.lr_batch`` and is scaled linearly
 to the actual global batch (the linear scaling rule the MoCo authors use for other GPU counts: 0.03 at
 256 in the paper). Set ``optim.lr_batch=null`` to use ``optim.lr`` as is.
+
+Augmentation: ``data.augment`` says where the two views of each anchor are made. ``cpu``: in the
+DataLoader workers, one sample at a time (``edenkit.augmentation.TwoViewAugment``). ``device``: the
+workers only decompose and draw each view's parameters, and the batch is augmented on the training
+device in a few batched operations (``edenkit.batch_augmentation``), which is what keeps a GPU fed at
+the paper's 1024-px images. ``auto`` (the default): ``device`` when training on CUDA, ``cpu`` otherwise.
+Both draw from the same distributions; the pixels differ slightly, so a run's numbers depend on it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from edenkit.config import ConfigError, load_config
 from edenkit.decomposer import grid_shape
 from edenkit.models.backbones import ARCHS
 
+AUGMENT_CHOICES = ("auto", "cpu", "device")  # data.augment
 MIN_VIEW_SIZE = 8  # the ResNet stem divides a view by 4 and the trunk by 32 in all; below 8 px little is left
 
 
@@ -44,6 +52,7 @@ class DataConfig:
     crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # RandomResizedCrop area range
     rotation: float = 30.0  # RandomRotation, degrees
     decompose_mode: Literal["paper", "grid"] = "paper"
+    augment: Literal["auto", "cpu", "device"] = "auto"  # where views are made (see above); auto: device on CUDA
     phantom_train: int = 2000  # phantom images for training ...
     phantom_val: int = 256  # ... and for the validation loss
     phantom_seed: int = 1000  # patients apart from the small seeds the evaluation notebooks use
@@ -124,6 +133,8 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
         raise ConfigError(f"data.crop_scale: expected [min, max] with 0 < min <= max <= 1, got {scale}")
     if not 0 <= cfg.data.rotation <= 180:
         raise ConfigError(f"data.rotation: expected degrees in [0, 180], got {cfg.data.rotation}")
+    if cfg.data.augment not in AUGMENT_CHOICES:
+        raise ConfigError(f"data.augment: expected one of {list(AUGMENT_CHOICES)}, got {cfg.data.augment!r}")
     for key in ("phantom_train", "phantom_val"):
         if cfg.data.dataset == "phantom" and getattr(cfg.data, key) < cfg.batch_size:
             raise ConfigError(f"data.{key}: {getattr(cfg.data, key)} images < one batch of {cfg.batch_size}")

@@ -1,7 +1,9 @@
 """Pretraining data: unlabeled images, and the loaders of anatomy-decomposed view pairs at level n.
 
 The images of a run are opened once (the phantom, generated once and kept as uint8, or a real
-dataset); each curriculum stage wraps them in ``AnatomyPairs`` at its own granularity n.
+dataset); each curriculum stage wraps them in ``AnatomyPairs`` at its own granularity n, or, when the
+views are made on the device (``data.augment``), in ``AnatomyAnchors`` whose batches the engine
+augments there (``AnchorBatches.augment_batch``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from edenkit import dist
+from edenkit.anatomy_anchors import AnatomyAnchors, AnchorBatches
 from edenkit.augmentation import TwoViewAugment
+from edenkit.batch_augmentation import BatchTwoViewAugment
 from edenkit.checkpoint import atomic_save, load_checkpoint
 from edenkit.config import ConfigError
-from edenkit.data.cache import open_image_dataset
+from edenkit.data.cache import CachedImages, open_image_dataset
 from edenkit.data.datasets import DatasetError
 from edenkit.decomposer import AnatomyPairs
 from edenkit.phantom import PhantomConfig, PhantomDataset
@@ -36,6 +40,10 @@ class ImageTensor(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"image": self.images[index].float() / 255.0, "index": index}
+
+    def read_uint8(self, index: int) -> torch.Tensor:
+        """Image ``index`` as uint8 [1, H, W]: a view, no copy (on-device augmentation reads these)."""
+        return self.images[index]
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,15 +92,39 @@ def anatomy_pairs(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> An
     return AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)
 
 
-def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: bool) -> DataLoader:
+def anatomy_anchors(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> AnatomyAnchors:
+    """``AnatomyAnchors`` at level ``n``: ``anatomy_pairs``' anchors, views to be made on the device.
+
+    Where the images are bytes in memory or an unresized memmap, the workers send no pixels and the
+    anchors are gathered in the main process (``AnchorBatches``): reading them there costs one copy.
+    """
+    augment = BatchTwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation)
+    in_place = isinstance(images, ImageTensor) or (isinstance(images, CachedImages) and images.size == images.info.size)
+    return AnatomyAnchors(images, n, augment, mode=cfg.data.decompose_mode, seed=seed, pixels=not in_place)
+
+
+def trains_on_cuda(cfg: PretrainConfig) -> bool:
+    """Whether the run trains on a GPU (``cfg.device``, resolved as ``dist.setup`` does)."""
+    return cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+
+
+def augments_on_device(cfg: PretrainConfig) -> bool:
+    """Whether the views are made on the training device: ``data.augment`` ``device``, or ``auto`` on CUDA."""
+    return cfg.data.augment == "device" or (cfg.data.augment == "auto" and trains_on_cuda(cfg))
+
+
+def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: bool) -> DataLoader | AnchorBatches:
     """Two views of an anatomy-decomposed anchor per image, sharded over processes.
 
     Call ``set_epoch`` before each epoch: the sampler's order and the pairs' anchors and augmentations
-    are functions of (seed, epoch), which is what makes a resumed run repeat the same batches.
+    are functions of (seed, epoch), which is what makes a resumed run repeat the same batches. On the
+    device path (``augments_on_device``) the loader yields anchors and the views' parameters, and the
+    engine makes the views with its ``augment_batch(batch, device)``.
     """
-    pairs = anatomy_pairs(images, n, cfg, seed)
+    on_device = augments_on_device(cfg)
+    pairs = (anatomy_anchors if on_device else anatomy_pairs)(images, n, cfg, seed)
     sampler = dist.make_sampler(pairs, shuffle=train, seed=seed, drop_last=train)
-    return DataLoader(
+    loader = DataLoader(
         pairs,
         batch_size=cfg.batch_size // dist.world_size(),
         sampler=sampler,
@@ -101,9 +133,10 @@ def pair_loader(images: Dataset, n: int, cfg: PretrainConfig, seed: int, train: 
         drop_last=True,  # full batches: the queue stays a multiple of the global batch, BN sees whole chunks
         pin_memory=torch.cuda.is_available(),
     )
+    return AnchorBatches(loader, pin=trains_on_cuda(cfg)) if on_device else loader
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
+def set_epoch(loader: DataLoader | AnchorBatches, epoch: int) -> None:
     """New anchors, views and order for ``epoch`` (both are functions of the seed and the epoch)."""
     loader.sampler.set_epoch(epoch)
     loader.dataset.set_epoch(epoch)

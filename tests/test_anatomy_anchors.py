@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader, DistributedSampler
 
-from edenkit.anatomy_anchors import AnatomyAnchors, anchor_shape, augment_batch
+from edenkit.anatomy_anchors import AnatomyAnchors, AnchorBatches, anchor_shape, augment_batch
 from edenkit.augmentation import TwoViewAugment
 from edenkit.batch_augmentation import BatchTwoViewAugment, unpack_params
 from edenkit.decomposer import AnatomyPairs
@@ -129,3 +129,30 @@ def test_views_have_the_cpu_paths_pixel_statistics():
     for what, cpu_stat, device_stat in (("mean", cpu.mean(1), device.mean(1)), ("std", cpu.std(1), device.std(1))):
         result = stats.ks_2samp(cpu_stat.numpy(), device_stat.numpy())
         assert result.pvalue > 1e-3, f"{what}: KS p = {result.pvalue:.2g}"
+
+
+@pytest.mark.parametrize("n", [0, 2, 3])
+def test_anchors_gathered_in_the_main_process_are_the_workers_anchors(n):
+    images = Uint8Images(phantoms(8, size=50))  # 50 px: parts that differ by a pixel at n = 2, 3
+    augment = BatchTwoViewAugment(16)
+    sent = epoch_batches(AnatomyAnchors(images, n, augment, seed=1), epoch=2)
+    gathered_dataset = AnatomyAnchors(images, n, augment, seed=1, pixels=False)
+    assert "anchor" not in gathered_dataset[0]
+    sampler = DistributedSampler(gathered_dataset, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
+    sampler.set_epoch(2)
+    gathered_dataset.set_epoch(2)
+    loader = AnchorBatches(DataLoader(gathered_dataset, batch_size=4, sampler=sampler, drop_last=True))
+    batches = list(loader)
+    assert len(batches) == len(sent) == 2
+    # Two reused buffers: the anchors of a batch stay valid until the batch after next is drawn.
+    assert batches[0]["anchor"].data_ptr() != batches[1]["anchor"].data_ptr()
+    for batch, reference in zip(batches, sent):
+        views = loader.augment_batch(batch, torch.device("cpu"))
+        assert torch.equal(views["view1"], reference["view1"]) and torch.equal(views["view2"], reference["view2"])
+    third = next(iter(loader))
+    assert third["anchor"].data_ptr() in {b["anchor"].data_ptr() for b in batches}
+
+
+def test_anchor_batches_need_anatomy_anchors():
+    with pytest.raises(TypeError, match="AnatomyAnchors"):
+        AnchorBatches(DataLoader([{"image": torch.zeros(1, 4, 4)}]))

@@ -57,8 +57,10 @@ def test_run_stage_trains_with_a_fresh_cosine_schedule_and_writes_the_stages_fil
     assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in exported.items())
 
 
-def test_a_stage_killed_mid_epoch_and_resumed_ends_exactly_like_one_run_through(tmp_path):
-    cfg = load_pretrain_config("ci", [*TINY, "curriculum.stages=[2]", "curriculum.epochs=[2]"])
+@pytest.mark.parametrize("augment", ["cpu", "device"])
+def test_a_stage_killed_mid_epoch_and_resumed_ends_exactly_like_one_run_through(tmp_path, augment):
+    """Also on the device path: the views' parameters come from per-sample generators, not the global RNG."""
+    cfg = load_pretrain_config("ci", [*TINY, "curriculum.stages=[2]", "curriculum.epochs=[2]", f"data.augment={augment}"])
     whole, images, whole_paths, whole_log = fresh_run(cfg, tmp_path / "whole")
     stage(cfg, 0, whole, images, whole_paths, whole_log)
 

@@ -2,7 +2,10 @@ import math
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
+from edenkit.anatomy_anchors import AnatomyAnchors, AnchorBatches
+from edenkit.batch_augmentation import BatchTwoViewAugment
 from edenkit.engine import NonFiniteLossError, evaluate, train_one_epoch
 from edenkit.moco import MoCo
 
@@ -85,3 +88,27 @@ def test_an_empty_loader_is_an_error():
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="yielded no batch"):
         train_one_epoch(model, [], optimizer, device=torch.device("cpu"))
+
+
+def test_the_device_path_makes_views_with_the_loaders_hook_and_evaluates_deterministically():
+    images = [{"image": torch.rand(1, 64, 64, generator=torch.Generator().manual_seed(i))} for i in range(16)]
+    anchors = AnatomyAnchors(images, 2, BatchTwoViewAugment(32), seed=5)
+    loader = AnchorBatches(DataLoader(anchors, batch_size=8, drop_last=True))
+    model = make_model()
+    optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.1)
+    train_one_epoch(model, loader, optimizer, device=torch.device("cpu"))
+    before = state(model)
+    results = []
+    for _ in range(2):  # iterating a DataLoader draws its base seed from the global RNG: the same for both
+        torch.manual_seed(1)
+        results.append(evaluate(model, loader, device=torch.device("cpu"), prune_threshold=0.8))
+    first, second = results
+    assert first == second and math.isfinite(first["loss"])
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    # The views came from the hook: the same views as augmenting the batches by hand.
+    by_hand = [loader.augment_batch(batch, torch.device("cpu")) for batch in loader]
+    again = make_model()
+    torch.empty((), dtype=torch.int64).random_()  # the draw that iterating the DataLoader made in the first run
+    train_one_epoch(again, by_hand, torch.optim.SGD(again.encoder_q.parameters(), lr=0.1), device=torch.device("cpu"))
+    assert all(torch.equal(v, before[k]) for k, v in again.state_dict().items())

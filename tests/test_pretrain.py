@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -72,6 +73,18 @@ def test_run_writes_log_checkpoints_and_encoders(ci_run):
     # The queue carried over between stages: 3 epochs x 2 steps x 16 keys = 96 of K = 128.
     assert int(checkpoint["model"]["queue_ptr"]) == 96
     assert checkpoint["config"]["curriculum"]["stages"] == [0, 2, 4]
+
+
+def test_the_ci_curriculum_runs_on_the_device_path_on_a_cpu(ci_run, tmp_path):
+    """``data.augment=device`` on the CPU: the same run with its views made by ``BatchTwoViewAugment``."""
+    _, cpu_path = ci_run
+    cfg = load_pretrain_config("ci", [*TINY, "data.augment=device"])
+    result = pretrain(cfg, tmp_path / "device")
+    records = [r for r in read_log(result.out_dir) if r["split"] in ("train", "val")]
+    assert [(r["split"], r["n"]) for r in records] == [(s, n) for n in (0, 2, 4) for s in ("train", "val")]
+    assert all(math.isfinite(r["loss"]) for r in records)
+    assert read_log(result.out_dir)[0]["loss"] != read_log(cpu_path.out_dir)[0]["loss"]  # other views, other numbers
+    assert torch.load(result.out_dir / "checkpoints" / "last.pt", weights_only=True)["config"]["data"]["augment"] == "device"
 
 
 def test_exported_encoder_loads_into_torchvision_with_only_fc_missing(ci_run):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edenkit.config import ConfigError
-from edenkit.pretrain_config import autocast_dtype, learning_rate, load_pretrain_config
+from edenkit.pretrain_config import autocast_dtype, check_config, learning_rate, load_pretrain_config
 
 
 def test_paper_configs_hold_the_papers_hyperparameters():
@@ -42,6 +42,7 @@ def test_learning_rate_scales_linearly_unless_disabled():
         (["data.crop_scale=[0.5]"], "data.crop_scale"),
         (["data.crop_scale=[0,1]"], "data.crop_scale"),
         (["data.rotation=-1"], "data.rotation"),
+        (["data.augment=gpu"], "data.augment: expected one of"),
     ],
 )
 def test_inconsistent_configs_are_rejected_by_key(override, message):
@@ -54,3 +55,12 @@ def test_fp16_needs_a_gpu():
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
         autocast_dtype("fp16", torch.device("cpu"))
+
+
+def test_data_augment_is_auto_by_default_and_checked_when_set_in_code():
+    assert load_pretrain_config("adam_v1_paper").data.augment == "auto"
+    assert load_pretrain_config("ci", ["data.augment=device"]).data.augment == "device"
+    cfg = load_pretrain_config("ci")
+    cfg.data.augment = "GPU"  # a config built in code skips the loader's type checks
+    with pytest.raises(ConfigError, match="data.augment: expected one of \\['auto', 'cpu', 'device'\\], got 'GPU'"):
+        check_config(cfg)

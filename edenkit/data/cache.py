@@ -30,6 +30,7 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -301,6 +302,17 @@ class CachedImages(Dataset):
             image = resize_image(image[0].numpy(), self.size)
         return {"image": image, "index": index, "image_id": self.info.image_ids[row],
                 "patient_id": self.info.patient_ids[row]}
+
+    def read_uint8(self, index: int) -> torch.Tensor:
+        """Image ``index`` as uint8 [1, s, s] without a float round trip (on-device augmentation reads these):
+        a read-only view of the memmap, nothing read until its pixels are touched; resized if ``size`` asks."""
+        if self.size != self.info.size:
+            return self[index]["image"].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        if self._images is None:
+            self._images = np.load(self.info.images_file, mmap_mode="r")
+        with warnings.catch_warnings():  # torch warns that a read-only array gives a read-only tensor
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(self._images[int(self.rows[index])])[None]
 
 
 def open_cached_split(info: CacheInfo, dataset: RealDataset) -> CachedImages:
