@@ -239,12 +239,21 @@ def find_resume_checkpoint(resume: str | None, paths: RunPaths) -> Path | None:
     return Path(resume)
 
 
+# Keys the config gained after checkpoints were written with CHECKPOINT_FORMAT: a checkpoint without one
+# was written by code that behaved as the listed values do (data.augment: those runs augmented on the CPU,
+# which `auto` also does unless the resumed run trains on CUDA).
+KEYS_ADDED_LATER = {"data.augment": ("cpu", "auto")}
+
+
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``"key: old -> new"`` for every key that differs, except the ``RESUMABLE_CHANGES``."""
+    """``"key: old -> new"`` for every key that differs, except the ``RESUMABLE_CHANGES`` and a key added
+    later (``KEYS_ADDED_LATER``) that an old checkpoint lacks and the new config sets compatibly."""
     diffs = []
     for key in sorted(set(old) | set(new)):
         name = f"{prefix}{key}"
         a, b = old.get(key), new.get(key)
+        if key not in old and b in KEYS_ADDED_LATER.get(name, ()):
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, f"{name}.")
         elif a != b and name not in RESUMABLE_CHANGES:

@@ -153,3 +153,14 @@ def test_a_full_disk_while_saving_last_keeps_the_previous_checkpoint(tmp_path, m
     with pytest.raises(CheckpointError, match="no space left on device; the previous .*last.pt is intact"):
         run_folder.save_last({"epoch": 2}, paths)
     assert torch.load(paths.last, weights_only=True) == {"epoch": 1}
+
+
+def test_a_checkpoint_from_before_data_augment_existed_still_resumes():
+    from edenkit.run_folder import config_differences
+
+    old = {"data": {"view_size": 64}, "seed": 0}
+    assert config_differences(old, {"data": {"view_size": 64, "augment": "auto"}, "seed": 0}) == []
+    assert config_differences(old, {"data": {"view_size": 64, "augment": "cpu"}, "seed": 0}) == []
+    assert config_differences(old, {"data": {"view_size": 64, "augment": "device"}, "seed": 0}) == [
+        "data.augment: None -> 'device'"
+    ]
