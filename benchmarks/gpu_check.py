@@ -54,6 +54,7 @@ from edenkit.decomposer import AnatomyPairs
 from edenkit.files import atomic_write_json
 from edenkit.moco import MoCo
 from edenkit.models.segmentation import SegmentationUNet
+from edenkit.pretrain_data import ImageTensor
 from edenkit.pruner import info_nce
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -91,22 +92,11 @@ def seconds_of(function, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
-class MemoryImages:
-    """Synthetic uint8 radiograph-sized images in memory; items as pretraining's ``ImageTensor``."""
-
-    def __init__(self, count: int, size: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(count, 1, 16, 16, generator=g)
-        self.images = (F.interpolate(coarse, size=(size, size), mode="bilinear") * 255).round().to(torch.uint8)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index].float() / 255.0, "index": index}
-
-    def read_uint8(self, index: int) -> torch.Tensor:
-        return self.images[index]
+def memory_images(count: int, size: int, seed: int = 0) -> ImageTensor:
+    """Synthetic uint8 radiograph-sized images in memory, served as pretraining serves them."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, 1, 16, 16, generator=g)
+    return ImageTensor((F.interpolate(coarse, size=(size, size), mode="bilinear") * 255).round().to(torch.uint8))
 
 
 def build_moco(args, device: torch.device, compiled: bool = False) -> MoCo:
@@ -174,7 +164,7 @@ def pruner(args, device) -> dict:
 
 
 def device_augmentation(args, device) -> dict:
-    images = MemoryImages(min(args.images, args.batch), args.image_size)
+    images = memory_images(min(args.images, args.batch), args.image_size)
     result = {}
     for n in (0, 4):
         anchors = AnatomyAnchors(images, n, BatchTwoViewAugment(args.view_size))
@@ -207,7 +197,7 @@ def model_steps(args, device, dtype, compiled: bool) -> dict:
 
 
 def pipelines(args, device, dtype) -> dict:
-    images = MemoryImages(args.images, args.image_size)
+    images = memory_images(args.images, args.image_size)
     model = build_moco(args, device)
     optimizer, workers, result = sgd(model), args.workers, {}
     for method, (n, threshold) in METHODS.items():
@@ -267,7 +257,7 @@ def ddp_worker(args) -> None:
     try:
         model = build_moco(args, device)
         net = DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None, broadcast_buffers=False)
-        dataset = AnatomyAnchors(MemoryImages(2 * args.batch, args.image_size), 4, BatchTwoViewAugment(args.view_size))
+        dataset = AnatomyAnchors(memory_images(2 * args.batch, args.image_size), 4, BatchTwoViewAugment(args.view_size))
         loader = DataLoader(dataset, batch_size=args.batch, drop_last=True)
         batches = (augment_batch(b, dataset.augment, device) for b in loader)
         stats = engine.train_one_epoch(net, batches, sgd(model), device=device, prune_threshold=0.8,

@@ -29,10 +29,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from edenkit.batch_augmentation import BatchTwoViewAugment
-from edenkit.decomposer import MAX_LEVEL, MODES, Mode, part_boxes, sample_seed
+from edenkit.decomposer import MAX_LEVEL, MODES, EpochDataset, Mode, part_boxes, sample_seed
 
 
-class AnatomyAnchors(Dataset):
+class AnatomyAnchors(EpochDataset):
     """Anchors and view parameters for ``BatchTwoViewAugment``: ``AnatomyPairs``' worker-side half.
 
     Item ``i`` is ``{"anchor": uint8 [1, ph, pw], "params": float64 [2, len(PARAM_KEYS)] (the packed
@@ -51,19 +51,7 @@ class AnatomyAnchors(Dataset):
             raise ValueError(f"AnatomyAnchors: seed must be >= 0, got {seed}")
         self.base_dataset, self.n, self.augment, self.mode, self.seed = base_dataset, n, augment, mode, seed
         self.pixels = pixels
-        self._epoch = torch.zeros((), dtype=torch.long).share_memory_()
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch < 0:
-            raise ValueError(f"AnatomyAnchors.set_epoch: epoch must be >= 0, got {epoch}")
-        self._epoch.fill_(epoch)
-
-    def __len__(self) -> int:
-        return len(self.base_dataset)
+        self._init_epoch()
 
     def read_uint8(self, index: int) -> torch.Tensor:
         """Image ``index`` of the base dataset as uint8 [1, H, W]."""

@@ -93,7 +93,29 @@ def sample_seed(seed: int, n: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-class AnatomyPairs(Dataset):
+class EpochDataset(Dataset):
+    """A view of ``base_dataset`` whose items depend on the epoch: ``set_epoch`` writes a counter in
+    shared memory, so DataLoader workers (which hold copies of the dataset) see the new epoch too."""
+
+    base_dataset: Dataset
+
+    def _init_epoch(self) -> None:
+        self._epoch = torch.zeros((), dtype=torch.long).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch < 0:
+            raise ValueError(f"{type(self).__name__}.set_epoch: epoch must be >= 0, got {epoch}")
+        self._epoch.fill_(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base_dataset)
+
+
+class AnatomyPairs(EpochDataset):
     """Positive pairs for Adam: two augmented views of one anatomical part of each image.
 
     Wraps any dataset whose items are dicts with ``"image"`` [1, H, W] in [0, 1] (``PhantomDataset``,
@@ -126,19 +148,7 @@ class AnatomyPairs(Dataset):
         self.mode = mode
         self.seed = seed
         self.augment = augment if augment is not None else TwoViewAugment(view_size)
-        self._epoch = torch.zeros((), dtype=torch.long).share_memory_()
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch < 0:
-            raise ValueError(f"AnatomyPairs.set_epoch: epoch must be >= 0, got {epoch}")
-        self._epoch.fill_(epoch)
-
-    def __len__(self) -> int:
-        return len(self.base_dataset)
+        self._init_epoch()
 
     def __getitem__(self, index: int) -> dict:
         return self.pair(index)
