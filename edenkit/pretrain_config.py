@@ -56,6 +56,7 @@ class DataConfig:
     phantom_train: int = 2000  # phantom images for training ...
     phantom_val: int = 256  # ... and for the validation loss
     phantom_seed: int = 1000  # patients apart from the small seeds the evaluation notebooks use
+    phantom_version: int = 1  # edenkit.phantom.PhantomConfig.version: 1 (the library default) or 2
     num_workers: int = 0
     cache_dir: str | None = None  # keep generated phantom images here as uint8 tensors (reused by later runs)
 
@@ -135,6 +136,8 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
         raise ConfigError(f"data.rotation: expected degrees in [0, 180], got {cfg.data.rotation}")
     if cfg.data.augment not in AUGMENT_CHOICES:
         raise ConfigError(f"data.augment: expected one of {list(AUGMENT_CHOICES)}, got {cfg.data.augment!r}")
+    if cfg.data.phantom_version not in (1, 2):
+        raise ConfigError(f"data.phantom_version: expected 1 or 2, got {cfg.data.phantom_version!r}")
     for key in ("phantom_train", "phantom_val"):
         if cfg.data.dataset == "phantom" and getattr(cfg.data, key) < cfg.batch_size:
             raise ConfigError(f"data.{key}: {getattr(cfg.data, key)} images < one batch of {cfg.batch_size}")

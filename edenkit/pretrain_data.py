@@ -47,20 +47,19 @@ class ImageTensor(Dataset):
 
 
 @functools.lru_cache(maxsize=4)
-def phantom_images(n: int, size: int, seed: int, cache_dir: str | None = None) -> torch.Tensor:
+def phantom_images(n: int, size: int, seed: int, cache_dir: str | None = None, version: int = 1) -> torch.Tensor:
     """``n`` phantom radiographs as uint8 [n, 1, size, size]: generated once, then from memory or disk.
 
     Generating a phantom takes tens of milliseconds, far more than a training step needs per image,
     so pretraining reads them from this cache (``cache_dir`` keeps it across processes).
     """
     # the phantom's version is in the key: a cache written by another version holds other images
-    version = PhantomConfig().version
     path = Path(cache_dir) / f"phantom_v{version}_{n}x{size}px_seed{seed}.pt" if cache_dir else None
     if path is not None and path.is_file():
         images = load_checkpoint(path)
         if isinstance(images, torch.Tensor) and images.shape == (n, 1, size, size):
             return images
-    phantoms = PhantomDataset(n, size=size, seed=seed)
+    phantoms = PhantomDataset(n, size=size, seed=seed, config=PhantomConfig(version=version))
     workers = min(4, os.cpu_count() or 1) if n >= 256 else 0  # worker start-up only pays off for many
     loader = DataLoader(phantoms, batch_size=32, num_workers=workers)
     images = torch.cat([(batch["image"].clamp(0, 1) * 255).round().to(torch.uint8) for batch in loader])
@@ -74,7 +73,7 @@ def open_images(data: DataConfig, split: Literal["train", "val"]) -> Dataset:
     if data.dataset == "phantom":
         n = data.phantom_train if split == "train" else data.phantom_val
         seed = data.phantom_seed if split == "train" else data.phantom_seed + 1
-        return ImageTensor(phantom_images(n, data.image_size, seed, data.cache_dir))
+        return ImageTensor(phantom_images(n, data.image_size, seed, data.cache_dir, data.phantom_version))
     if data.root is None:
         raise ConfigError(f"data.root: dataset {data.dataset!r} needs its folder (--data-root or data.root=...)")
     root = Path(data.root).expanduser()

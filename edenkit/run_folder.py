@@ -242,7 +242,7 @@ def find_resume_checkpoint(resume: str | None, paths: RunPaths) -> Path | None:
 # Keys the config gained after checkpoints were written with CHECKPOINT_FORMAT: a checkpoint without one
 # was written by code that behaved as the listed values do (data.augment: those runs augmented on the CPU,
 # which `auto` also does unless the resumed run trains on CUDA).
-KEYS_ADDED_LATER = {"data.augment": ("cpu", "auto")}
+KEYS_ADDED_LATER = {"data.augment": ("cpu", "auto"), "data.phantom_version": (1,)}
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -43,6 +43,7 @@ def test_learning_rate_scales_linearly_unless_disabled():
         (["data.crop_scale=[0,1]"], "data.crop_scale"),
         (["data.rotation=-1"], "data.rotation"),
         (["data.augment=gpu"], "data.augment: expected one of"),
+        (["data.phantom_version=3"], "data.phantom_version: expected 1 or 2, got 3"),
     ],
 )
 def test_inconsistent_configs_are_rejected_by_key(override, message):

@@ -67,3 +67,14 @@ def test_cached_images_read_uint8_is_the_memmap_row(tmp_path):
     smaller = CachedImages(info, rows=[1], size=8)  # resized on reading, then back to uint8
     assert smaller.read_uint8(0).shape == (1, 8, 8)
     assert torch.allclose(smaller.read_uint8(0).float() / 255, smaller[0]["image"], atol=0.5 / 255 + 1e-6)
+
+
+def test_phantom_images_are_of_the_configured_version_and_cached_under_it(tmp_path):
+    from edenkit.phantom import PhantomConfig, PhantomDataset
+    from edenkit.pretrain_data import phantom_images
+
+    v2 = phantom_images(2, 64, 5, str(tmp_path), version=2)
+    expected = PhantomDataset(2, size=64, seed=5, config=PhantomConfig(version=2))[1]["image"]
+    assert torch.equal(v2[1].float(), (expected.clamp(0, 1) * 255).round())
+    assert not torch.equal(v2, phantom_images(2, 64, 5, str(tmp_path), version=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["phantom_v1_2x64px_seed5.pt", "phantom_v2_2x64px_seed5.pt"]

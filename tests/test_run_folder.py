@@ -164,3 +164,8 @@ def test_a_checkpoint_from_before_data_augment_existed_still_resumes():
     assert config_differences(old, {"data": {"view_size": 64, "augment": "device"}, "seed": 0}) == [
         "data.augment: None -> 'device'"
     ]
+    # data.phantom_version came later still: an old run trained on v1, so only version 1 resumes it
+    assert config_differences(old, {"data": {"view_size": 64, "phantom_version": 1}, "seed": 0}) == []
+    assert config_differences(old, {"data": {"view_size": 64, "phantom_version": 2}, "seed": 0}) == [
+        "data.phantom_version: None -> 2"
+    ]

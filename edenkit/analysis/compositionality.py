@@ -54,7 +54,7 @@ from edenkit.checkpoint import (
 )
 from edenkit.data.formats import read_grey, resize_image
 from edenkit.files import atomic_write_json
-from edenkit.phantom import PhantomDataset
+from edenkit.phantom import PhantomConfig, PhantomDataset, add_version_argument
 from edenkit.stats import mean_std
 
 SPLITS = {2: "two halves (vertical cut)", 3: "three vertical strips", 4: "2 x 2 grid"}
@@ -201,6 +201,7 @@ def add_arguments(parser) -> None:
     add_encoder_arguments(parser)
     parser.add_argument("--images", default=None, help="a folder of PNGs (default: phantom images)")
     parser.add_argument("--n", type=int, default=50, help="images")
+    add_version_argument(parser)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--patch-size", type=int, default=64)
     parser.add_argument("--per-image", type=int, default=4)
@@ -211,10 +212,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="JSON file to write")
 
 
-def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """[n, 1, size, size]: the first ``n`` PNGs of ``folder`` (sorted), or phantom images when None."""
+def load_images(folder: str | Path | None, n: int, size: int, seed: int = 0, version: int = 1) -> torch.Tensor:
+    """[n, 1, size, size]: the first ``n`` PNGs of ``folder`` (sorted), or phantom images (of ``version``)
+    when None."""
     if folder is None:
-        dataset = PhantomDataset(n, size=size, seed=seed)
+        dataset = PhantomDataset(n, size=size, seed=seed, config=PhantomConfig(version=version))
         return torch.stack([dataset[i]["image"] for i in range(n)])
     paths = sorted(Path(folder).glob("*.png"))[:n]
     if not paths:
@@ -229,14 +231,14 @@ def _line(name: str, measured: dict) -> str:
 
 
 def run(args) -> int:
-    patches = random_patches(load_images(args.images, args.n, args.size, args.seed), args.patch_size,
+    patches = random_patches(load_images(args.images, args.n, args.size, args.seed, args.phantom_version), args.patch_size,
                              args.per_image, args.seed)
     specs = parse_encoder_specs(args.encoder)
     states = {name: resolve_encoder(spec, args.arch, args.seed) for name, spec in specs.items()}
     arch = detect_arch(next(iter(states.values())))
     common = {"splits": args.splits, "input_size": args.input_size, "seed": args.seed}
     reference = random_init_reference(arch, patches, **common)
-    results = {"data": args.images or "phantom", "n_patches": len(patches), "patch_size": args.patch_size,
+    results = {"data": args.images or f"phantom v{args.phantom_version}", "n_patches": len(patches), "patch_size": args.patch_size,
                "input_size": args.input_size, "centered": not args.raw, "arch": arch,
                "splits": {n: SPLITS[n] for n in args.splits},
                "reference": {"random_init": {"backbone": jsonable(reference)}}, "methods": {}}

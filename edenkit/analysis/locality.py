@@ -65,7 +65,7 @@ from edenkit.analysis.identification import (
 from edenkit.checkpoint import add_encoder_arguments, detect_arch, parse_encoder_specs, resolve_encoder
 from edenkit.data.formats import read_grey, resize_image
 from edenkit.files import atomic_write_json
-from edenkit.phantom import LANDMARKS, PhantomDataset
+from edenkit.phantom import LANDMARKS, PhantomConfig, PhantomDataset, add_version_argument
 
 #: Default patch side and maximum jitter as fractions of the image side (see the sweep in the docstring).
 DEFAULT_PATCH_FRACTION = 0.125
@@ -188,9 +188,10 @@ def patch_sensitivity(images: torch.Tensor, landmarks: torch.Tensor, groups, pat
 # ----------------------------------------------------------------------------------------------------
 
 
-def phantom_landmark_data(n: int, size: int, seed: int = 0):
+def phantom_landmark_data(n: int, size: int, seed: int = 0, version: int = 1):
     """``(images [n,1,H,W], landmarks [n,10,2], patient ids)`` from the phantom's ground truth."""
-    items = [PhantomDataset(n, size=size, seed=seed)[i] for i in range(n)]
+    dataset = PhantomDataset(n, size=size, seed=seed, config=PhantomConfig(version=version))
+    items = [dataset[i] for i in range(n)]
     return (torch.stack([it["image"] for it in items]), torch.stack([it["landmarks"] for it in items]),
             np.asarray([it["patient_id"] for it in items]))
 
@@ -237,6 +238,7 @@ def add_arguments(parser) -> None:
     add_encoder_arguments(parser)
     parser.add_argument("--landmarks", default=None, help="CSV image,patient_id,landmark,x,y (default: phantom)")
     parser.add_argument("--n", type=int, default=100, help="phantom images")
+    add_version_argument(parser)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--patch-size", type=int, default=None,
                         help=f"pixels (default: {DEFAULT_PATCH_FRACTION:g} of --size, from the sensitivity sweep)")
@@ -263,7 +265,7 @@ def run(args) -> int:
     if args.landmarks:
         images, landmarks, groups = read_landmark_file(args.landmarks, args.size)
     else:
-        images, landmarks, groups = phantom_landmark_data(args.n, args.size, args.seed)
+        images, landmarks, groups = phantom_landmark_data(args.n, args.size, args.seed, args.phantom_version)
     patch_size, jitter = default_patch_and_jitter(args.size, args.patch_size, args.jitter)
     states = {name: resolve_encoder(spec, args.arch, args.seed) for name, spec in parse_encoder_specs(args.encoder).items()}
     arch = detect_arch(next(iter(states.values())))
@@ -271,7 +273,8 @@ def run(args) -> int:
               "seed": args.seed, "n_references": args.n_references, "trials": args.trials}
     references = locality_floors_and_ceiling(images, landmarks, groups, arch, ceiling_steps=args.ceiling_steps,
                                              **common)
-    results = {"data": args.landmarks or "phantom", "n_images": len(images), **common, "arch": arch,
+    data = args.landmarks or f"phantom v{args.phantom_version}"
+    results = {"data": data, "n_images": len(images), **common, "arch": arch,
                "chance": references["chance"], "floors": references["floors"], "ceiling": references["ceiling"],
                "methods": {}}
     print(f"references (chance {references['chance']:.2f}):")

@@ -5,7 +5,7 @@ serves phantoms as torch items, ``export`` writes them in the real datasets' on-
 ``overlay`` draws the ground truth over an image.
 """
 
-from edenkit.phantom.dataset import PhantomDataset
+from edenkit.phantom.dataset import PhantomDataset, add_version_argument
 from edenkit.phantom.export import export_chestxray14, export_jsrt_scr
 from edenkit.phantom.render import (
     FINDINGS,
@@ -21,6 +21,6 @@ from edenkit.phantom.render import (
 )
 
 __all__ = [
-    "FINDINGS", "FOCAL_FINDINGS", "LANDMARKS", "STRUCTURES", "PhantomConfig", "PhantomDataset", "PhantomSample",
+    "FINDINGS", "FOCAL_FINDINGS", "LANDMARKS", "STRUCTURES", "PhantomConfig", "PhantomDataset", "PhantomSample", "add_version_argument",
     "cardiothoracic_ratio", "draw_findings", "export_chestxray14", "export_jsrt_scr", "generate", "rib_names",
 ]

@@ -18,6 +18,12 @@ from edenkit.phantom.render import (
 )
 
 
+def add_version_argument(parser) -> None:
+    """``--phantom-version`` for a CLI that generates phantoms (``PhantomConfig.version``)."""
+    parser.add_argument("--phantom-version", type=int, choices=(1, 2), default=1,
+                        help="phantom version: 1 (default) or 2, individual patients (edenkit.phantom.render)")
+
+
 class PhantomDataset(torch.utils.data.Dataset):
     """``n`` phantoms; item ``i`` is ``generate(seed * 1_000_003 + i)``: the same in every worker
     process and every epoch.

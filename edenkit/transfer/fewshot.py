@@ -29,7 +29,7 @@ from torch.utils.data import Subset
 from edenkit.checkpoint import add_encoder_arguments, parse_encoder_specs, resolve_encoder
 from edenkit.data.datasets import SCR, group_split
 from edenkit.files import atomic_write_text
-from edenkit.phantom import PhantomDataset
+from edenkit.phantom import PhantomConfig, PhantomDataset, add_version_argument
 from edenkit.stats import compare, mean_std
 from edenkit.transfer.finetune import FinetuneConfig, finetune_segmentation, map_jobs
 from edenkit.transfer.metrics import dice_score, majority_vote
@@ -153,14 +153,15 @@ def to_json(results: dict) -> str:
 
 
 def phantom_fewshot_data(pool_size: int, n_val: int, n_test: int, size: int, seed: int = 0,
-                         tasks: Sequence[str] = TASKS):
+                         tasks: Sequence[str] = TASKS, version: int = 1):
     """In-memory phantom pool, validation and test sets (disjoint patients) and their mask names.
 
     The phantom renders the masks ``tasks`` need (e.g. ``rib_right_5``) besides its default ones.
     """
     default = PhantomDataset(0, size=size).structures
     structures = tuple(dict.fromkeys([*default, *(s for t in tasks for s in structure_group(t))]))
-    datasets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1, structures=structures)
+    config = PhantomConfig(version=version)
+    datasets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1, config=config, structures=structures)
                 for k, n in enumerate((pool_size, n_val, n_test))]
     return (*(in_memory(d) for d in datasets), datasets[0].structures)
 
@@ -197,6 +198,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="fine-tunings run in parallel processes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-init baseline and the data")
+    add_version_argument(parser)
     parser.add_argument("--out", required=True, help="JSON file to write")
 
 
@@ -207,7 +209,7 @@ def run(args) -> int:
         pool, val, test, structures = scr_fewshot_data(args.data_root, args.size, seed=args.seed)
     else:
         pool, val, test, structures = phantom_fewshot_data(args.pool, args.n_val, args.n_test, args.size, args.seed,
-                                                           args.tasks)
+                                                           args.tasks, args.phantom_version)
     encoders = {name: resolve_encoder(spec, args.arch, args.seed)
                 for name, spec in parse_encoder_specs(args.encoder).items()}
     cfg = FinetuneConfig(arch=args.arch, batch_size=args.batch_size, max_steps=args.max_steps,

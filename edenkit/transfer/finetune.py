@@ -39,6 +39,7 @@ from edenkit.checkpoint import (
 )
 from edenkit.models.backbones import GreyEncoder
 from edenkit.models.segmentation import DEFAULT_DECODER_CHANNELS, SegmentationUNet
+from edenkit.phantom import add_version_argument
 from edenkit.stats import mean_std
 from edenkit.transfer.metrics import auc_scores, dice_score, iou_score
 from edenkit.transfer.tasks import TRANSFER_TASKS, transfer_splits
@@ -262,6 +263,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-root", default=None, help="folder of the real datasets (not for phantom_* tasks)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (224 in the paper)")
     parser.add_argument("--phantom-counts", type=int, nargs=3, default=[64, 16, 32], metavar=("TRAIN", "VAL", "TEST"))
+    add_version_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=300)
@@ -284,7 +286,8 @@ def run(args) -> int:
         for seed in args.seeds:
             if seed not in splits_by_seed:  # the same data for every method
                 splits_by_seed[seed] = transfer_splits(args.task, args.size, seed, args.data_root,
-                                                       tuple(args.phantom_counts))
+                                                       tuple(args.phantom_counts),
+                                                       phantom_version=args.phantom_version)
             out = run_transfer(args.task, resolve_encoder(spec, args.arch, seed), splits_by_seed[seed], cfg, seed)
             out.pop("history")
             runs.append(out)

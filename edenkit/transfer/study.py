@@ -45,7 +45,7 @@ def finetune_job(name: str, encoder_state, splits, cfg: FinetuneConfig, seed: in
 def finetune_study(tasks: Sequence[str], encoders: dict, seeds: Sequence[int], image_size: int,
                    cfg: FinetuneConfig, phantom_counts: tuple[int, int, int] = (64, 16, 32),
                    data_root: str | None = None, workers: int = 1, predict: int = 3,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, phantom_version: int = 1) -> dict:
     """Fine-tune every encoder of ``encoders`` (``{method: state_dict or None}``) on every task and seed.
 
     Each seed draws its own splits (``transfer_splits``), shared by all methods. Returns
@@ -57,7 +57,8 @@ def finetune_study(tasks: Sequence[str], encoders: dict, seeds: Sequence[int], i
     keys, jobs = [], []
     for task in tasks:
         for seed in seeds:
-            splits = transfer_splits(task, image_size, seed, data_root, tuple(phantom_counts))
+            splits = transfer_splits(task, image_size, seed, data_root, tuple(phantom_counts),
+                                     phantom_version=phantom_version)
             for method, state in encoders.items():
                 keys.append((task, method, seed))
                 jobs.append({"name": task, "encoder_state": state, "splits": splits, "cfg": cfg, "seed": seed,

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from edenkit.data.datasets import group_split, open_dataset
-from edenkit.phantom import FINDINGS, PhantomDataset
+from edenkit.phantom import FINDINGS, PhantomConfig, PhantomDataset
 
 #: Segmentation targets as unions of named masks; the phantom and SCR share these names.
 STRUCTURE_GROUPS = {
@@ -86,7 +86,8 @@ def in_memory(dataset, keys: Sequence[str] = ("image", "masks", "labels", "patie
 
 
 def transfer_splits(name: str, size: int, seed: int = 0, data_root: str | Path | None = None,
-                    phantom_counts: tuple[int, int, int] = (64, 16, 32), val_fraction: float = 0.1):
+                    phantom_counts: tuple[int, int, int] = (64, 16, 32), val_fraction: float = 0.1,
+                    phantom_version: int = 1):
     """``(train, val, test, classes)`` for a task of :data:`TRANSFER_TASKS`.
 
     Phantom sets are generated (disjoint patients, seeded) and kept in memory; real datasets are read
@@ -97,7 +98,9 @@ def transfer_splits(name: str, size: int, seed: int = 0, data_root: str | Path |
         raise KeyError(f"unknown transfer task {name!r}; expected one of {sorted(TRANSFER_TASKS)}")
     task = TRANSFER_TASKS[name]
     if task.dataset == "phantom":
-        sets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1) for k, n in enumerate(phantom_counts)]
+        config = PhantomConfig(version=phantom_version)
+        sets = [PhantomDataset(n, size=size, seed=seed * 10 + k + 1, config=config)
+                for k, n in enumerate(phantom_counts)]
         if task.kind == "segmentation":
             sets = [MaskGroups(d, {t: STRUCTURE_GROUPS[t] for t in task.targets}) for d in sets]
         return (*(in_memory(d) for d in sets), task.targets or FINDINGS)

@@ -164,3 +164,21 @@ def test_criteria_measures_run_small():
     a6 = criteria.anatomy_checks(V2, n_images=4, size=64)
     assert a6["order"] > 0.9 and a6["inside"] == 1.0
     assert criteria.cost(V2, sizes=(64,), n=1)["ms_64"] > 0
+
+
+def test_every_analysis_reads_the_phantom_version_it_is_given():
+    from edenkit.analysis.compositionality import load_images
+    from edenkit.analysis.locality import phantom_landmark_data
+    from edenkit.transfer.fewshot import phantom_fewshot_data
+    from edenkit.transfer.tasks import transfer_splits
+
+    def v2_image(seed):
+        return PhantomDataset(1, size=64, seed=seed, config=PhantomConfig(version=2))[0]["image"]
+
+    assert torch.equal(phantom_landmark_data(1, 64, 3, version=2)[0][0], v2_image(3))
+    assert torch.equal(load_images(None, 1, 64, 3, version=2)[0], v2_image(3))
+    pool = phantom_fewshot_data(1, 1, 1, 64, 0, ("heart",), version=2)[0]
+    assert torch.equal(pool[0]["image"], v2_image(1))  # the pool's seed is seed * 10 + 1
+    train = transfer_splits("phantom_heart", 64, 0, phantom_counts=(1, 1, 1), phantom_version=2)[0]
+    assert torch.equal(train[0]["image"], v2_image(1))
+    assert not torch.equal(phantom_landmark_data(1, 64, 3)[0][0], v2_image(3))  # version 1 by default
