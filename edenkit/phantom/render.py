@@ -17,7 +17,7 @@ at every scale: a smooth deformation of the body that masks and landmarks follow
 texture fields, vessel trees, rib spacing and heart outline, devices, exposure physics and a wider
 spread of pose, habitus and inspiration. Each v2 factor has its own switch in ``PhantomConfig``.
 v1 stays the default until v2 meets every criterion of ``edenkit.phantom.criteria`` (it does not yet:
-patient identity through the paper's augmentation, A2, and the landmark floors, A3, miss).
+patient identity through the paper's augmentation, A2, misses).
 
 Left/right are the patient's: the RIGHT lung is on the image's LEFT. Landmarks are pixel ``(x, y)``.
 Images are float32 in [0, 1], bright = attenuating, as radiographs are displayed.
