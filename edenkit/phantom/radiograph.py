@@ -194,7 +194,7 @@ def attenuation(anatomy: Anatomy, masks, bone, config, layers: dict | None = Non
 
 
 def regional_soft(soft, gain: float, air, heart_inside, anatomy: Anatomy) -> np.ndarray:
-    """v2: the soft-tissue texture, ``gain`` times stronger where no aerated lung lies in front.
+    """v2: the soft-tissue texture, up to ``1 + gain`` times stronger where no aerated lung lies in front.
 
     Outside the lungs a patient's fat, muscle and bowel differ far more than the lung's overlapping
     chest wall does, and that is what tells one patient's diaphragm, spine or clavicle from another's
