@@ -27,6 +27,7 @@ from edenkit.phantom.texture import BodyRaster, random_fields, raster_size, smoo
 from edenkit.phantom.vessels import lung_markings_v1, vessel_layer
 
 DEFORMATION = 0.03  # v2's largest displacement of the body, canonical units (before the switch)
+REGIONAL_TEXTURE = 2.5  # v2: extra gain of the soft-tissue texture outside the aerated lung (before the switch)
 
 
 def draw_findings(rng: np.random.Generator, prevalence: dict[str, float], names) -> dict[str, bool]:
@@ -78,7 +79,8 @@ def render_v2(seed: int, patient_seed: int, config, finding_names):
     vessels, contrast = vessel_layer(rng_stream(patient_seed, 15), raster, hila, float(config.vessel_variation))
     fields = random_fields(rng_stream(patient_seed, 14), raster.size, float(config.body_texture))
     soft = raster.sample(fields["soft_tissue"]) if config.body_texture > 0 else np.zeros_like(frame.u)
-    layers = {"vessels": raster.sample(vessels), "contrast": contrast, "soft": soft}
+    layers = {"vessels": raster.sample(vessels), "contrast": contrast, "soft": soft,
+              "soft_gain": REGIONAL_TEXTURE * float(config.regional_texture)}
     atten, parts = attenuation(anatomy, masks, bone, config, layers)
     if config.body_texture > 0:
         texture = float(config.texture)
@@ -164,7 +166,7 @@ def attenuation(anatomy: Anatomy, masks, bone, config, layers: dict | None = Non
     if layers is None:
         soft = 0.035 * float(config.texture) * smooth_texture(tex, u, v)
     else:
-        soft = float(config.texture) * layers["soft"]
+        soft = float(config.texture) * regional_soft(layers["soft"], layers["soft_gain"], air, heart_inside, anatomy)
 
     atten = (
         body
@@ -189,6 +191,24 @@ def attenuation(anatomy: Anatomy, masks, bone, config, layers: dict | None = Non
     }
     parts = {"air": air, "markings": markings, "extra_masks": extra_masks, "body": body, "spine": spine}
     return atten.astype(np.float32), parts
+
+
+def regional_soft(soft, gain: float, air, heart_inside, anatomy: Anatomy) -> np.ndarray:
+    """v2: the soft-tissue texture, up to ``1 + gain`` times stronger where no aerated lung lies in front.
+
+    Outside the lungs a patient's fat, muscle and bowel differ far more than the lung's overlapping
+    chest wall does, and that is what tells one patient's diaphragm, spine or clavicle from another's
+    (issue 11's A3 floors). Inside the aerated lung the texture stays as it was, so the lungs do not look
+    diseased; in the mediastinum and the heart only the denser half is amplified (lucent holes there
+    would read as free air), while below the diaphragm and in the chest wall both halves are (lucencies
+    there read as bowel gas and fat)."""
+    if gain <= 0:
+        return soft
+    u, v = anatomy.u, anatomy.v
+    central = (np.abs(u - 0.5) <= anatomy.mediastinum_half_width(v)) & (v < anatomy.diaphragm(u))
+    central |= heart_inside > 0.3
+    extra = np.where((soft > 0) | ~central, soft, np.float32(0.2) * soft)
+    return (soft + gain * extra * (1.0 - np.clip(air * 2.5, 0.0, 1.0))).astype(np.float32)
 
 
 def extras(anatomy: Anatomy, body) -> np.ndarray:

@@ -17,7 +17,7 @@ at every scale: a smooth deformation of the body that masks and landmarks follow
 texture fields, vessel trees, rib spacing and heart outline, devices, exposure physics and a wider
 spread of pose, habitus and inspiration. Each v2 factor has its own switch in ``PhantomConfig``.
 v1 stays the default until v2 meets every criterion of ``edenkit.phantom.criteria`` (it does not yet:
-patient identity through the paper's augmentation, A2, and the landmark floors, A3, miss).
+patient identity through the paper's augmentation, A2, misses).
 
 Left/right are the patient's: the RIGHT lung is on the image's LEFT. Landmarks are pixel ``(x, y)``.
 Images are float32 in [0, 1], bright = attenuating, as radiographs are displayed.
@@ -61,7 +61,7 @@ def rib_names(n_rib_pairs: int = 10) -> tuple[str, ...]:
 # v2's switches in PhantomConfig, in the order of the ablation
 V2_FACTORS = (
     "deformation", "body_texture", "vessel_variation", "rib_variation", "heart_shape", "devices",
-    "exposure_physics", "pose_spread",
+    "exposure_physics", "pose_spread", "regional_texture",
 )
 
 
@@ -87,6 +87,9 @@ class PhantomConfig:
     devices: float = 1.0  # ECG leads, lines, tubes, pacemaker, clips; side markers, collimation
     exposure_physics: float = 1.0  # heel effect, unsharp masking, correlated noise, tone curve
     pose_spread: float = 1.0  # wider pose, habitus and inspiration-depth spread
+    # stronger soft-tissue texture outside the aerated lung (abdomen, chest wall, mediastinum; acts on
+    # body_texture's soft-tissue field, so it shows only with body_texture on)
+    regional_texture: float = 1.0
 
     def __post_init__(self) -> None:
         if not 32 <= int(self.size) <= 2048:

@@ -123,7 +123,7 @@ def test_each_factor_switch_changes_the_image_and_only_its_part(factor):
         on, off = generate(seed, V2, size=96), generate(seed, dataclasses.replace(V2, devices=0.0), size=96)
         assert off.info["devices"] == []
     assert not np.array_equal(on.image, off.image), factor
-    if factor in ("body_texture", "vessel_variation", "devices", "exposure_physics"):
+    if factor in ("body_texture", "vessel_variation", "devices", "exposure_physics", "regional_texture"):
         # appearance only: the anatomy and its ground truth are untouched
         assert all(np.array_equal(on.masks[k], off.masks[k]) for k in on.masks)
         assert on.landmarks == off.landmarks
