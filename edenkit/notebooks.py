@@ -291,6 +291,12 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         print(f"{r.notebook:<36} {r.status:<9} {r.seconds:>8.1f}")
     print(f"{'total':<36} {'':<9} {total:>8.1f}\nexecuted notebooks and summary.json in {out}")
+    if not args.prepare_only:
+        from edenkit.report import write_demo_table  # matplotlib only when notebooks ran
+
+        table = write_demo_table(out)
+        if table is not None:
+            print(f"the results table of notebooks 05-08 (floors, controls, ceilings): {table}")
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         print(f"FAILED: {r.notebook}: {r.error} (see {r.output})", file=sys.stderr)

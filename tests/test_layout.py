@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("edenkit.pretrain",),
     ("edenkit.transfer", "edenkit.analysis", "edenkit.zoo"),
     ("edenkit.viz",),
-    ("edenkit.doctor", "edenkit.notebooks", "edenkit.cli", "edenkit.__main__", "edenkit"),
+    ("edenkit.doctor", "edenkit.report", "edenkit.notebooks", "edenkit.cli", "edenkit.__main__", "edenkit"),
 ]
 
 
