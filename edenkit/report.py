@@ -116,10 +116,11 @@ def finetuning_rows(res: dict) -> list[dict]:
             scores = by_method[method]
             tests = [compare(scores, by_method[b], paired=True)["p"] for b in ("mocov2", "random")
                      if method == "adam" and b in by_method]
+            prior = res.get("prior", {}).get(task)
             rows.append({
                 "measure": f"fine-tuning {metric}: {task}",
                 "method": method, "value": _ms(mean_std(scores)),
-                "floor": "", "control": f"random init {_ms(mean_std(by_method['random']))}" if "random" in by_method
+                "floor": f"prior (majority vote) {_ms(mean_std(prior))}" if prior else "", "control": f"random init {_ms(mean_std(by_method['random']))}" if "random" in by_method
                 else "", "ceiling": "", "vs best floor": "",
                 "p vs mocov2 / random": " / ".join(_p(p) for p in tests),
             })

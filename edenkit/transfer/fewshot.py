@@ -32,7 +32,7 @@ from edenkit.files import atomic_write_text
 from edenkit.phantom import PhantomConfig, PhantomDataset, add_version_argument
 from edenkit.stats import compare, mean_std
 from edenkit.transfer.finetune import FinetuneConfig, finetune_segmentation, map_jobs
-from edenkit.transfer.metrics import dice_score, majority_vote
+from edenkit.transfer.metrics import prior_dice
 from edenkit.transfer.tasks import MaskGroups, in_memory, structure_group
 
 SHOTS = (3, 6, 12, 24)
@@ -105,13 +105,6 @@ def run_fewshot(
         dice[PRIOR], seconds[PRIOR] = prior, 0.0
     return {"dice": dice, "seconds": seconds, "shots": list(shots), "trials": trials,
             "config": dataclasses.asdict(cfg)}
-
-
-def prior_dice(train_set, test_set) -> float:
-    """Mean test Dice of the majority vote of the training masks (one class), predicted for every image."""
-    vote = majority_vote(torch.stack([train_set[i]["masks"] for i in range(len(train_set))]))
-    targets = torch.stack([test_set[i]["masks"] for i in range(len(test_set))]) > 0.5
-    return float(dice_score(vote.expand_as(targets), targets).mean())
 
 
 def paired_tests(results: dict, baselines: Sequence[str] = BASELINES) -> dict:

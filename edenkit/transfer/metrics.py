@@ -84,3 +84,10 @@ def mean_thickness(masks: torch.Tensor) -> float:
     eroded = -F.max_pool2d(-F.pad(m, (1, 1, 1, 1)), 3, stride=1)  # 8-neighbour erosion, zero outside
     boundary = (m - eroded).clamp(min=0).flatten(1).sum(1)
     return float((2 * m.flatten(1).sum(1) / boundary.clamp(min=1)).mean())
+
+
+def prior_dice(train_set, test_set) -> float:
+    """Mean test Dice of the majority vote of the training masks (one class), predicted for every image."""
+    vote = majority_vote(torch.stack([train_set[i]["masks"] for i in range(len(train_set))]))
+    targets = torch.stack([test_set[i]["masks"] for i in range(len(test_set))]) > 0.5
+    return float(dice_score(vote.expand_as(targets), targets).mean())

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from edenkit.stats import compare, mean_std
 from edenkit.transfer.finetune import FinetuneConfig, map_jobs, run_transfer
+from edenkit.transfer.metrics import prior_dice
 from edenkit.transfer.tasks import TRANSFER_TASKS, transfer_splits
 
 #: Which metric each figure axis shows; tasks of different metrics never share an axis.
@@ -51,21 +52,26 @@ def finetune_study(tasks: Sequence[str], encoders: dict, seeds: Sequence[int], i
     Each seed draws its own splits (``transfer_splits``), shared by all methods. Returns
     ``{"tasks", "seeds", "methods", "metrics": {task: metric}, "scores": {task: {method: [per seed]}},
     "runs": [one dict per fine-tuning, in grid order], "predictions": {task: {"images", "targets",
-    "masks": {method: bool [n, H, W]}}}}`` (predictions of the first seed, segmentation tasks only).
+    "masks": {method: bool [n, H, W]}}}, "prior": {task: [Dice per seed]}}`` (predictions of the first
+    seed, segmentation tasks only; ``prior`` is the floor of each segmentation task: the Dice of the
+    majority vote of its training masks, no model).
     ``progress`` shows a bar over the fine-tunings (a widget in Jupyter, text elsewhere).
     """
-    keys, jobs = [], []
+    keys, jobs, prior = [], [], {}
     for task in tasks:
         for seed in seeds:
             splits = transfer_splits(task, image_size, seed, data_root, tuple(phantom_counts),
                                      phantom_version=phantom_version)
+            if TRANSFER_TASKS[task].kind == "segmentation":  # the floor: where the structure usually is
+                prior.setdefault(task, []).append(prior_dice(splits[0], splits[2]))
             for method, state in encoders.items():
                 keys.append((task, method, seed))
                 jobs.append({"name": task, "encoder_state": state, "splits": splits, "cfg": cfg, "seed": seed,
                              "predict": predict if seed == seeds[0] else 0})
     study = {"tasks": list(tasks), "seeds": list(seeds), "methods": list(encoders),
              "metrics": {task: TRANSFER_TASKS[task].metric for task in tasks},
-             "scores": {task: {method: [] for method in encoders} for task in tasks}, "runs": [], "predictions": {}}
+             "scores": {task: {method: [] for method in encoders} for task in tasks}, "runs": [], "predictions": {},
+             "prior": prior}
     results = tqdm(map_jobs(finetune_job, jobs, workers), total=len(jobs), desc="fine-tuning", disable=not progress)
     for (task, method, seed), out in zip(keys, results):
         study["scores"][task][method].append(out["score"])
@@ -85,7 +91,7 @@ def run_line(run: dict) -> str:
 
 def to_json(study: dict) -> dict:
     """The study without tensors: scores, per-run numbers and mean/std per (task, method)."""
-    return {key: study[key] for key in ("tasks", "seeds", "methods", "metrics", "scores", "runs")} | {
+    return {key: study[key] for key in ("tasks", "seeds", "methods", "metrics", "scores", "runs", "prior")} | {
         "summary": {t: {m: mean_std(v) for m, v in by_m.items()} for t, by_m in study["scores"].items()}}
 
 

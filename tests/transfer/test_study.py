@@ -17,7 +17,7 @@ from edenkit.transfer.study import (
     table_columns,
     to_json,
 )
-from edenkit.transfer.tasks import TRANSFER_TASKS
+from edenkit.transfer.tasks import TRANSFER_TASKS, transfer_splits
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,15 @@ def test_every_task_seed_and_method_runs_once(study):
     assert study["scores"]["phantom_heart"]["random"] == study["scores"]["phantom_heart"]["other"]
     assert study["metrics"] == {"phantom_heart": "dice", "phantom_findings": "auc"}
     assert "seed 0" in run_line(study["runs"][0])
+
+
+def test_segmentation_tasks_carry_the_prior_floor_of_each_seed(study):
+    from edenkit.transfer.metrics import prior_dice
+
+    assert list(study["prior"]) == ["phantom_heart"]  # classification has no mask prior
+    train, _, test, _ = transfer_splits("phantom_heart", 32, 1, phantom_counts=(4, 4, 4))
+    assert study["prior"]["phantom_heart"][1] == prior_dice(train, test)
+    assert to_json(study)["prior"] == study["prior"]
 
 
 def test_predictions_come_from_the_first_fine_tuning(study):
