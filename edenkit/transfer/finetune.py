@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import json
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -82,6 +83,13 @@ def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=lr)
 
 
+def _worker_setup() -> None:
+    """One thread per worker; Ctrl-C (and a Jupyter kernel's shutdown) is the main process's to handle,
+    so an idle worker does not print a KeyboardInterrupt traceback."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def map_jobs(function: Callable, jobs: Sequence[dict], workers: int = 1):
     """``function(**job)`` for every job, in order, in ``workers`` processes (one thread each) when > 1.
 
@@ -94,7 +102,7 @@ def map_jobs(function: Callable, jobs: Sequence[dict], workers: int = 1):
             yield function(**job)
         return
     context = multiprocessing.get_context("spawn")  # safe inside Jupyter kernels and with threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup) as pool:
         futures = [pool.submit(function, **job) for job in jobs]
         for future in futures:
             yield future.result()
