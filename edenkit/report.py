@@ -171,12 +171,11 @@ def demo_figure(results_dir: str | Path):
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, bars, errors, floors, ceilings) in zip(axes[0], panels):
         ax.bar(list(bars), list(bars.values()), yerr=[errors.get(m, 0) for m in bars], color="#4c72b0", capsize=3)
-        for name, value in floors.items():
-            ax.axhline(value, ls="--", lw=1, color="#c44e52")
-            ax.text(len(bars) - 0.5, value, f"floor: {name}", fontsize=7, ha="right", va="bottom", color="#c44e52")
+        for (name, value), color in zip(floors.items(), ("#c44e52", "#dd8452", "#8172b3")):
+            ax.axhline(value, ls="--", lw=1, color=color, label=f"floor: {name}")
         for name, value in ceilings.items():
-            ax.axhline(value, ls=":", lw=1.5, color="#55a868")
-            ax.text(-0.5, value, f"ceiling: {name}", fontsize=7, ha="left", va="bottom", color="#55a868")
+            ax.axhline(value, ls=":", lw=1.5, color="#55a868", label=f"ceiling: {name}")
+        ax.legend(fontsize=6, loc="lower right")
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
