@@ -198,7 +198,7 @@ def regional_soft(soft, gain: float, air, heart_inside, anatomy: Anatomy) -> np.
 
     Outside the lungs a patient's fat, muscle and bowel differ far more than the lung's overlapping
     chest wall does, and that is what tells one patient's diaphragm, spine or clavicle from another's
-    (issue 11's A3 floors). Inside the aerated lung the texture stays as it was, so the lungs do not look
+    (the landmark floors, criterion A3 of edenkit.phantom.criteria). Inside the aerated lung the texture stays as it was, so the lungs do not look
     diseased; in the mediastinum and the heart only the denser half is amplified (lucent holes there
     would read as free air), while below the diaphragm and in the chest wall both halves are (lucencies
     there read as bowel gas and fat)."""
