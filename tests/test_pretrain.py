@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,8 @@ def ci_run(tmp_path_factory):
     """One in-process run of the ci config (three stages, one epoch each) shared by the tests below."""
     out = tmp_path_factory.mktemp("pretrain") / "ci"
     cfg = load_pretrain_config("ci", TINY)
-    return cfg, pretrain(cfg, out)
+    yield cfg, pretrain(cfg, out)
+    shutil.rmtree(out.parent, ignore_errors=True)  # ~0.7 GB of checkpoints; CI disks can be small
 
 
 @pytest.mark.parametrize(
