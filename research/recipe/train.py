@@ -21,11 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+THREADS = int(os.environ.get("RECIPE_THREADS", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-torch.set_num_threads(1)
+torch.set_num_threads(THREADS)
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "moco_dynamics"))
