@@ -141,9 +141,15 @@ def _distributed(model: MoCo, device: torch.device) -> DistributedDataParallel:
 def _export_final(paths: RunPaths, model: MoCo, stages: list[int]) -> None:
     """``encoder.pt`` (last weights) and ``encoder_best.pt`` (the final stage's best validation loss)."""
     export_encoder(model.backbone.state_dict(), paths.encoder)
-    best = load_checkpoint(paths.best(len(stages) - 1, stages[-1]))["model"]
+    export_best_encoder(paths.best(len(stages) - 1, stages[-1]), paths.encoder_best)
+
+
+def export_best_encoder(checkpoint: Path, path: Path) -> Path:
+    """The student's backbone in a stage's best checkpoint (``checkpoints/best_stage<i>_n<n>.pt``),
+    exported like every encoder."""
+    best = load_checkpoint(checkpoint)["model"]
     prefix = "encoder_q.backbone.net."
-    export_encoder({k[len(prefix):]: v for k, v in best.items() if k.startswith(prefix)}, paths.encoder_best)
+    return export_encoder({k[len(prefix):]: v for k, v in best.items() if k.startswith(prefix)}, path)
 
 
 # --------------------------------------------------------------------------------------------------- CLI

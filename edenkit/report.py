@@ -10,7 +10,7 @@ into their JSON under ``results/``; this module reads them back and lays them ou
 - compositionality (06): the centred cosine of E(whole) and the sum of E(parts), matched, shuffled
   (whole and parts from different patches: the control) and their gap; random init as the reference;
 - few-shot (07): Dice (%) per task and shot count, mean +- std over trials; floor the majority vote of
-  the training masks (no model); paired t-tests of Adam against MoCo-v2, random init and the prior;
+  the training masks (no model); paired t-tests of Adam (and each ablation) against MoCo-v2 and random init;
 - fine-tuning (08): the score per task, mean +- std over seeds, paired t-tests over the seeds.
 
 ``python -m edenkit notebooks`` writes ``results/demo_table.{json,md}`` and ``figures/demo_table.png``
@@ -31,7 +31,8 @@ from edenkit.files import atomic_write, atomic_write_json, atomic_write_text  # 
 from edenkit.stats import compare, mean_std  # noqa: E402
 from edenkit.viz.common import figure_png  # noqa: E402
 
-METHODS = ("adam", "mocov2", "random")
+METHODS = ("adam", "adam_0", "adam_0_2", "adam_no_pruner", "mocov2", "random")  # Adam, its ablations, the baselines
+BASELINES = ("mocov2", "random")
 
 
 def _ms(stats: dict, digits: int = 3) -> str:
@@ -93,7 +94,7 @@ def fewshot_rows(res: dict) -> list[dict]:
             for method in METHODS:
                 if method not in summary:
                     continue
-                t = tests.get("adam", {}).get(task, {}).get(shots, {}) if method == "adam" else {}
+                t = tests.get(method, {}).get(task, {}).get(shots, {}) if method not in BASELINES else {}
                 rows.append({
                     "measure": f"few-shot Dice %: {task}, {shots} shots", "method": method,
                     "value": _ms(summary[method][task][shots], 1),
@@ -114,8 +115,8 @@ def finetuning_rows(res: dict) -> list[dict]:
             if method not in by_method:
                 continue
             scores = by_method[method]
-            tests = [compare(scores, by_method[b], paired=True)["p"] for b in ("mocov2", "random")
-                     if method == "adam" and b in by_method]
+            tests = [compare(scores, by_method[b], paired=True)["p"] for b in BASELINES
+                     if method not in BASELINES and b in by_method]
             prior = res.get("prior", {}).get(task)
             rows.append({
                 "measure": f"fine-tuning {metric}: {task}",

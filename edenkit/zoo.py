@@ -6,7 +6,13 @@ torchvision ResNet ``state_dict`` without ``fc``):
 - ``"adam"``: Adam-v1, the profile's config (curriculum n = 0 -> 2 -> 4 with the purposive pruner);
 - ``"mocov2"``: the MoCo-v2 baseline with the same budget: the same images for as many epochs as
   Adam's whole curriculum, in one stage at n = 0 without the pruner (``mocov2_paper`` in ``paper``);
-- ``"random"``: a seeded random initialization of the same backbone, exported the same way.
+- ``"random"``: a seeded random initialization of the same backbone, exported the same way;
+- ``"adam_0"``, ``"adam_0_2"``: the paper's ablation of the curriculum cut short (n = 0 only;
+  0 -> 2), taken from the same Adam run with no extra training: the best checkpoint of its first
+  stage, or of its second. Each stage has its own learning-rate schedule, so a cut curriculum is a
+  complete, shorter run (in ``demo``, 8 or 16 of Adam's 24 epochs);
+- ``"adam_no_pruner"``: the paper's other ablation, Adam's config without the purposive pruner (its
+  own run, trained on first use; not in the demo's default methods).
 
 Profiles map to configs: ``ci`` -> ``ci``, ``demo`` -> ``demo_cpu``, ``paper`` -> ``adam_v1_paper`` /
 ``mocov2_paper``. Runs live in ``out_dir/models/<method>-<key>``, where ``key`` hashes the resolved
@@ -33,13 +39,16 @@ from edenkit.checkpoint import export_encoder
 from edenkit.config import default_data_root, to_dict
 from edenkit.models.backbones import build_resnet
 from edenkit.paper import KIT_TO_PAPER
-from edenkit.pretrain import pretrain
+from edenkit.pretrain import export_best_encoder, pretrain
 from edenkit.pretrain_config import CurriculumConfig, PretrainConfig, load_pretrain_config
 from edenkit.run_folder import RESUMABLE_CHANGES, RunPaths, read_log
 
-Method = Literal["adam", "mocov2", "random"]
+Method = Literal["adam", "mocov2", "random", "adam_0", "adam_0_2", "adam_no_pruner"]
 Profile = Literal["ci", "demo", "paper"]
-METHODS = ("adam", "mocov2", "random")
+METHODS = ("adam", "mocov2", "random", "adam_0", "adam_0_2", "adam_no_pruner")
+TRAINED = ("adam", "mocov2", "adam_no_pruner")  # the methods with a pretraining run of their own
+#: Adam's curriculum cut short: method -> the stages it keeps (their best checkpoint is the encoder).
+CURRICULUM_CUTS = {"adam_0": (0,), "adam_0_2": (0, 2)}
 PROFILE_CONFIGS = {
     "ci": {"adam": "ci", "mocov2": "ci"},
     "demo": {"adam": "demo_cpu", "mocov2": "demo_cpu"},
@@ -59,16 +68,18 @@ def encoder_config(
     method: Method, profile: Profile, seed: int = 0, data_root: str | None = None
 ) -> PretrainConfig:
     """The pretraining config that ``get_encoder`` uses for ``method`` in ``profile``."""
-    if method not in ("adam", "mocov2"):
-        raise ValueError(f"method must be 'adam' or 'mocov2' to have a pretraining config, got {method!r}")
+    if method not in TRAINED:
+        raise ValueError(f"method must be one of {TRAINED} to have a pretraining config, got {method!r}")
     if profile not in PROFILE_CONFIGS:
         raise ValueError(f"profile must be one of {sorted(PROFILE_CONFIGS)}, got {profile!r}")
     if data_root is None and profile == "paper":
         data_root = str(default_data_root())  # $EDENKIT_DATA or ./datasets, as `edenkit doctor` reports
     overrides = [f"seed={seed}"] + ([f"data.root={data_root}"] if data_root else [])
-    cfg = load_pretrain_config(PROFILE_CONFIGS[profile][method], overrides)
+    cfg = load_pretrain_config(PROFILE_CONFIGS[profile]["mocov2" if method == "mocov2" else "adam"], overrides)
     if method == "mocov2" and profile != "paper":  # the paper profile has its own mocov2_paper file
         cfg = as_mocov2(cfg)
+    if method == "adam_no_pruner":
+        cfg = dataclasses.replace(cfg, name="adam_no_pruner", prune_threshold=None)
     return cfg
 
 
@@ -109,6 +120,10 @@ def get_encoder(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     models = _models_dir(profile, out_dir)
+    if method in CURRICULUM_CUTS:
+        return _curriculum_cut(method, get_encoder("adam", profile, out_dir, seed, data_root=data_root,
+                                                   nproc_per_node=nproc_per_node, progress=progress).parent,
+                               encoder_config("adam", profile, seed, data_root).curriculum.stages)
     if method == "random":
         arch = load_pretrain_config(PROFILE_CONFIGS[profile]["adam"]).model.arch
         return random_encoder(arch, seed, models / f"random-{arch}-seed{seed}.pt")
@@ -125,6 +140,18 @@ def get_encoder(
     else:
         pretrain(cfg, paths.root, resume="auto")
     return paths.encoder_best
+
+
+def _curriculum_cut(method: str, adam_run: Path, stages: list[int]) -> Path:
+    """The best checkpoint of the last stage ``method`` keeps, exported once into Adam's run folder."""
+    kept = CURRICULUM_CUTS[method]
+    if tuple(stages[:len(kept)]) != kept or len(stages) <= len(kept):
+        raise ValueError(f"{method} keeps the stages n = {list(kept)} of a longer curriculum, but this profile's "
+                         f"Adam runs n = {stages}")
+    stage, n = len(kept) - 1, kept[-1]
+    paths = RunPaths(adam_run)
+    path = adam_run / f"encoder_best_stage{stage}_n{n}.pt"
+    return path if path.is_file() else export_best_encoder(paths.best(stage, n), path)
 
 
 def random_encoder(arch: str, seed: int, path: str | Path) -> Path:
@@ -187,5 +214,8 @@ def get_encoders(methods, profile: Profile, out_dir: str | Path | None = None, s
     for method, path in encoders.items():
         print(f"{method:8s} {path}")
     for method in [m for m in methods if m != "random"]:
-        print(pretraining_note(encoders[method].parent, method))
+        if method in CURRICULUM_CUTS and "adam" in methods:
+            print(f"{method}: the best checkpoint of Adam's stage n = {CURRICULUM_CUTS[method][-1]} (same run)")
+        else:
+            print(pretraining_note(encoders[method].parent, method))
     return encoders

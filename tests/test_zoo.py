@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import pytest
@@ -39,6 +40,14 @@ def test_config_key_follows_what_is_trained():
     assert paper[0].data.root == "/mnt/a" and zoo.config_key(paper[0]) == zoo.config_key(paper[1])
 
 
+def test_adam_without_the_pruner_differs_from_adam_only_there():
+    for profile in ("ci", "demo", "paper"):
+        adam, ablation = zoo.encoder_config("adam", profile), zoo.encoder_config("adam_no_pruner", profile)
+        assert adam.prune_threshold is not None and ablation.prune_threshold is None
+        assert dataclasses.replace(ablation, name=adam.name, prune_threshold=adam.prune_threshold) == adam
+        assert zoo.config_key(adam) != zoo.config_key(ablation)
+
+
 def test_random_encoder_is_seeded_and_loads(tmp_path):
     state = torch.get_rng_state()
     a = zoo.get_encoder("random", "ci", tmp_path, seed=0)
@@ -70,3 +79,21 @@ def test_adam_and_mocov2_train_once_then_come_from_the_cache(tmp_path):
     stamp = os.stat(adam).st_mtime_ns
     assert zoo.get_encoder("adam", "ci", tmp_path) == adam
     assert os.stat(adam).st_mtime_ns == stamp  # not retrained
+
+    # the curriculum cut short comes from the same run, with no more training: each stage's best checkpoint
+    cut_0, cut_0_2 = zoo.get_encoder("adam_0", "ci", tmp_path), zoo.get_encoder("adam_0_2", "ci", tmp_path)
+    assert (cut_0.parent, cut_0_2.parent) == (adam.parent, adam.parent)
+    assert (cut_0.name, cut_0_2.name) == ("encoder_best_stage0_n0.pt", "encoder_best_stage1_n2.pt")
+    assert os.stat(adam).st_mtime_ns == stamp and loads_into_resnet18(cut_0_2)
+    best = torch.load(adam.parent / "checkpoints" / "best_stage1_n2.pt", weights_only=False)["model"]
+    assert torch.equal(torch.load(cut_0_2, weights_only=True)["conv1.weight"],
+                       best["encoder_q.backbone.net.conv1.weight"])
+    assert not torch.equal(torch.load(cut_0, weights_only=True)["conv1.weight"],
+                           torch.load(adam, weights_only=True)["conv1.weight"])
+
+
+def test_a_curriculum_cut_must_be_a_prefix_of_a_longer_curriculum(tmp_path):
+    with pytest.raises(ValueError, match="keeps the stages n = \\[0, 2\\]"):
+        zoo._curriculum_cut("adam_0_2", tmp_path, [0, 2])
+    with pytest.raises(ValueError, match="keeps the stages n = \\[0\\]"):
+        zoo._curriculum_cut("adam_0", tmp_path, [2, 4])

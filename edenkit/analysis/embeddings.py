@@ -52,12 +52,17 @@ HEAD_LAYOUTS = ("encoder_q.head.{}.", "module.encoder_q.fc.{}.", "encoder_q.fc.{
 def head_checkpoint(path: str | Path) -> Path | None:
     """The checkpoint that holds ``path``'s projection head: ``path`` itself if it has one, else, for an
     encoder exported into a kit run folder, the final stage's best training checkpoint beside it
-    (``checkpoints/best_stage<s>_n<n>.pt`` with the highest stage); None when there is none."""
+    (``checkpoints/best_stage<s>_n<n>.pt`` with the highest stage, or that stage's own checkpoint for a
+    stage's encoder ``encoder[_best]_stage<s>_n<n>.pt``); None when there is none."""
     path = Path(path)
     if not path.is_file():
         return None
     if _find_head(load_checkpoint(path)) is not None:
         return path
+    stage = path.stem.removeprefix("encoder_").removeprefix("best_")
+    if stage.startswith("stage"):  # a curriculum cut short: its head, not the final stage's
+        own = path.parent / "checkpoints" / f"best_{stage}.pt"
+        return own if own.is_file() else None
     candidates = sorted((path.parent / "checkpoints").glob("best_stage*_n*.pt"),
                         key=lambda p: int(p.stem.split("_")[1].removeprefix("stage")))
     return candidates[-1] if candidates else None

@@ -22,9 +22,11 @@ from edenkit.analysis.locality import landmark_patches
 from edenkit.viz.common import show_grey
 
 METHOD_COLOURS = {"adam": "tab:red", "mocov2": "tab:blue", "random": "tab:gray", "imagenet": "tab:green",
-                  "prior": "black"}
+                  "prior": "black", "adam_0": "lightsalmon", "adam_0_2": "tab:orange",
+                  "adam_no_pruner": "tab:purple"}
 METHOD_LABELS = {"adam": "Adam (kit)", "mocov2": "MoCo-v2 (kit)", "random": "random init", "imagenet": "ImageNet",
-                 "prior": "prior only (majority vote)"}
+                 "prior": "prior only (majority vote)", "adam_0": "Adam, n = 0 only",
+                 "adam_0_2": "Adam, n = 0 -> 2", "adam_no_pruner": "Adam without the pruner"}
 REFERENCE_LABELS = {"raw_pixels": "floor: raw pixels", "thumbnail_4x4": "floor: 4x4 thumbnail",
                     "random_init": "floor: random init", "supervised_cnn": "ceiling: supervised CNN"}
 

@@ -43,6 +43,11 @@ def test_head_checkpoint_finds_the_final_stage_beside_an_exported_encoder(tmp_pa
         torch.save(checkpoint, tmp_path / "checkpoints" / f"best_stage{stage}_n{2 * stage}.pt")
     assert head_checkpoint(encoder).name == "best_stage10_n20.pt"
     assert head_checkpoint(tmp_path / "checkpoints" / "best_stage0_n0.pt").name == "best_stage0_n0.pt"
+    # a stage's own encoder (a curriculum cut short) takes that stage's head, not the final one's
+    stage0 = export_encoder(encoder_state_dict(checkpoint), tmp_path / "encoder_best_stage0_n0.pt")
+    assert head_checkpoint(stage0).name == "best_stage0_n0.pt"
+    stage1 = export_encoder(encoder_state_dict(checkpoint), tmp_path / "encoder_stage1_n2.pt")
+    assert head_checkpoint(stage1) is None  # no best_stage1_n2.pt: no head rather than another stage's
 
 
 def test_embed_shapes():
