@@ -81,7 +81,8 @@ def main():
     ctx = {"probe": phantom_u8(512, args.image, 777, args.version, with_landmarks=True)}
     args.data = "phantom"  # harness.pairs_loader reads view/crop/rot/batch
     _, train_loader = pairs_loader(train_u8, args, seed=args.seed, train=True)
-    val_pairs, val_loader = pairs_loader(val_u8, args, seed=args.seed + 1_000_003, train=False)
+    val_pairs, val_loader = pairs_loader(val_u8, args, seed=args.seed + 1_000_003, train=False,
+                                         batch=min(args.batch, 256))  # 256 val images: one batch at most
     ctx["val_loader"] = val_loader
     items = [val_pairs[i] for i in range(len(val_pairs))]
     ctx["ret_v1"] = torch.stack([it["view1"] for it in items])
