@@ -61,8 +61,11 @@ def phantom_images(n: int, size: int, seed: int, cache_dir: str | None = None, v
             return images
     phantoms = PhantomDataset(n, size=size, seed=seed, config=PhantomConfig(version=version))
     workers = min(4, os.cpu_count() or 1) if n >= 256 else 0  # worker start-up only pays off for many
-    loader = DataLoader(phantoms, batch_size=32, num_workers=workers)
-    images = torch.cat([(batch["image"].clamp(0, 1) * 255).round().to(torch.uint8) for batch in loader])
+    # A DataLoader draws its workers' base seed from the global RNG; the run that generates the images
+    # must leave that RNG as the run that reads them from the cache does, or the two train differently.
+    with torch.random.fork_rng(devices=[]):
+        loader = DataLoader(phantoms, batch_size=32, num_workers=workers)
+        images = torch.cat([(batch["image"].clamp(0, 1) * 255).round().to(torch.uint8) for batch in loader])
     if path is not None and dist.is_main():
         atomic_save(images, path)
     return images

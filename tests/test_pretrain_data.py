@@ -78,3 +78,15 @@ def test_phantom_images_are_of_the_configured_version_and_cached_under_it(tmp_pa
     assert torch.equal(v2[1].float(), (expected.clamp(0, 1) * 255).round())
     assert not torch.equal(v2, phantom_images(2, 64, 5, str(tmp_path), version=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["phantom_v1_2x64px_seed5.pt", "phantom_v2_2x64px_seed5.pt"]
+
+
+def test_generating_the_phantoms_leaves_the_global_rng_as_reading_them_from_the_cache_does(tmp_path):
+    """A run that generates its images and a run that finds them cached must train alike: generation
+    (a DataLoader draws its base seed from the global RNG) must not move the global RNG."""
+    from edenkit.pretrain_data import phantom_images
+
+    state = torch.get_rng_state()
+    generated = phantom_images(4, 32, seed=3, cache_dir=str(tmp_path), version=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(phantom_images(4, 32, seed=3, cache_dir=str(tmp_path), version=1), generated)
+    assert torch.equal(torch.get_rng_state(), state)
