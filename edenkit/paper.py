@@ -74,5 +74,4 @@ LOCALITY_FINDING = (
 )
 
 #: The kit's method names -> the paper's.
-KIT_TO_PAPER = {"adam": "Adam", "mocov2": "MoCo-v2", "random": "Random", "adam_0": "Adam (n = 0 only)",
-                "adam_0_2": "Adam (n = 0 -> 2)", "adam_no_pruner": "Adam (without the pruner)"}
+KIT_TO_PAPER = {"adam": "Adam", "mocov2": "MoCo-v2", "random": "Random"}

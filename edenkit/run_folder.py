@@ -9,6 +9,7 @@ Run folder (``--out``)::
     checkpoints/best_stage<i>_n<n>.pt  the epoch of lowest validation loss within stage i (losses at
                                     different n are not comparable)
     encoder_stage<i>_n<n>.pt        the encoder exported at the end of stage i
+    encoder_best_stage<i>_n<n>.pt   best_stage<i>_n<n>.pt's encoder, when the zoo asks for it (adam_0, adam_0_2)
     encoder.pt                      the final weights
     encoder_best.pt                 the final stage's best validation checkpoint (the one the paper transfers)
     summary.json
@@ -68,6 +69,10 @@ class RunPaths:
 
     def stage_encoder(self, stage: int, n: int) -> Path:
         return self.root / f"encoder_stage{stage}_n{n}.pt"
+
+    def stage_best_encoder(self, stage: int, n: int) -> Path:
+        """``best(stage, n)``'s encoder, exported on demand (the curriculum cut short at that stage)."""
+        return self.root / f"encoder_best_stage{stage}_n{n}.pt"
 
     @property
     def encoder(self) -> Path:

@@ -150,7 +150,7 @@ def _curriculum_cut(method: str, adam_run: Path, stages: list[int]) -> Path:
                          f"Adam runs n = {stages}")
     stage, n = len(kept) - 1, kept[-1]
     paths = RunPaths(adam_run)
-    path = adam_run / f"encoder_best_stage{stage}_n{n}.pt"
+    path = paths.stage_best_encoder(stage, n)
     return path if path.is_file() else export_best_encoder(paths.best(stage, n), path)
 
 
