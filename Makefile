@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= demo
 
-.PHONY: venv demo lab test lint unit browser nbval notebooks clean
+.PHONY: venv demo seeds lab test lint unit browser nbval notebooks clean
 
 venv: $(VENV)/.ready
 
@@ -22,6 +22,11 @@ $(VENV)/.ready: pyproject.toml
 # Main job: every tutorial notebook, headless, on the built-in phantom (executed copies under runs/).
 demo: venv
 	$(PY) -m edenkit notebooks --profile $(PROFILE) --out runs/$(PROFILE)
+
+# After the demo: pretrain Adam and MoCo-v2 again with seeds 1 and 2 and score every run with notebooks
+# 05-07's measures (about 40 min on 2 cores): how far the demo's comparison moves with the pretraining seed.
+seeds: venv
+	$(PY) -m edenkit seeds --profile $(PROFILE) --out-dir runs/$(PROFILE)
 
 # JupyterLab on the checkout, every notebook switched to $(PROFILE) by EDENKIT_PROFILE (see notebook 00);
 # kernels over CurveZMQ, as the runner's, so Lab does not print ipykernel's plain-TCP warning.

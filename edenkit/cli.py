@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fewshot": ("edenkit.transfer.fewshot", "the few-shot segmentation protocol (3, 6, 12, 24 labelled images)"),
     "locality": ("edenkit.analysis.locality", "landmark embeddings: t-SNE, kNN accuracy, silhouette"),
     "compositionality": ("edenkit.analysis.compositionality", "cosine between E(whole) and the sum of E(parts)"),
+    "seeds": ("edenkit.seed_study", "repeat pretraining with other seeds: how far notebooks 05-07's scores move"),
     "cache": ("edenkit.data.cache", "decode a real dataset once into a uint8 memmap cache"),
 }
 
