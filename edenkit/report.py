@@ -28,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from edenkit.files import atomic_write, atomic_write_json, atomic_write_text  # noqa: E402
-from edenkit.stats import compare, mean_std  # noqa: E402
+from edenkit.stats import compare, format_p, mean_std  # noqa: E402
 from edenkit.viz.common import figure_png  # noqa: E402
 
 METHODS = ("adam", "adam_0", "adam_0_2", "adam_no_pruner", "mocov2", "random")  # Adam, its ablations, the baselines
@@ -37,10 +37,6 @@ BASELINES = ("mocov2", "random")
 
 def _ms(stats: dict, digits: int = 3) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
-
-
-def _p(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3g}"
 
 
 def locality_rows(res: dict) -> list[dict]:
@@ -101,7 +97,7 @@ def fewshot_rows(res: dict) -> list[dict]:
                     "floor": f"prior (majority vote) {_ms(prior, 1)}",
                     "control": f"random init {_ms(summary['random'][task][shots], 1)}",
                     "ceiling": "", "vs best floor": f"{summary[method][task][shots]['mean'] - prior['mean']:+.1f}",
-                    "p vs mocov2 / random": " / ".join(_p(t.get(b, {}).get("p")) for b in ("mocov2", "random"))
+                    "p vs mocov2 / random": " / ".join(format_p(t.get(b, {}).get("p")) for b in ("mocov2", "random"))
                     if t else "",
                 })
     return rows
@@ -123,7 +119,7 @@ def finetuning_rows(res: dict) -> list[dict]:
                 "method": method, "value": _ms(mean_std(scores)),
                 "floor": f"prior (majority vote) {_ms(mean_std(prior))}" if prior else "", "control": f"random init {_ms(mean_std(by_method['random']))}" if "random" in by_method
                 else "", "ceiling": "", "vs best floor": "",
-                "p vs mocov2 / random": " / ".join(_p(p) for p in tests),
+                "p vs mocov2 / random": " / ".join(format_p(p) for p in tests),
             })
     return rows
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edenkit.files import atomic_write_json, atomic_write_text
-from edenkit.stats import compare, mean_std
+from edenkit.stats import compare, format_p, mean_std
 
 #: The notebooks whose measures the study repeats, and the parameters each measure reads.
 NOTEBOOKS = ("05_locality", "06_compositionality", "07_fewshot_segmentation")
@@ -116,21 +116,28 @@ def summarize(per_seed: dict[int, dict], baselines: Sequence[str] = BASELINES) -
     return {"seeds": seeds, "values": values, "summary": summary, "tests": tests}
 
 
+#: How the table names the measures (few-shot measures are named "<task> <n>-shot").
+LABELS = {"knn": "landmark kNN accuracy (05)", "composition_matched": "compositionality, centred, matched (06)",
+          "composition_gap": "compositionality gap over shuffled (06)"}
+
+
 def markdown(study: dict) -> str:
-    """One row per measure, one column per method: mean ± std over seeds, then p against each baseline."""
+    """One row per measure, one column per method: mean ± std over seeds, then p of each method against
+    each baseline (each pair once)."""
     summary, tests = study["summary"], study["tests"]
     methods = list(summary)
-    measures = list(summary[methods[0]]) + [k for m in methods for k in summary[m] if k not in summary[methods[0]]]
-    measures = list(dict.fromkeys(measures))
-    header = ["measure"] + methods + [f"p {m} vs {', '.join(b for b in BASELINES if b != m)}" for m in tests
-                                      if m not in BASELINES]
+    measures = list(dict.fromkeys(k for m in methods for k in summary[m]))
+    pairs = []
+    for m in tests:
+        pairs += [(m, b) for b in BASELINES if b in tests and b != m and (b, m) not in pairs]
+    header = ["measure", *methods, *(f"p {m} vs {b}" for m, b in pairs)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k in measures:
-        digits = 3 if k in ("knn", "composition_matched", "composition_gap") else 1
-        cells = [k] + [f"{summary[m][k]['mean']:.{digits}f} ± {summary[m][k]['std']:.{digits}f}"
-                       if k in summary[m] else "" for m in methods]
-        for m in (m for m in tests if m not in BASELINES):
-            cells.append(" / ".join(f"{tests[m][k][b]['p']:.2f}" for b in BASELINES if b in tests[m].get(k, {})))
+        digits = 3 if k in LABELS else 1
+        cells = [LABELS.get(k, f"{k} Dice (07)")]
+        cells += [f"{summary[m][k]['mean']:.{digits}f} ± {summary[m][k]['std']:.{digits}f}" if k in summary[m] else ""
+                  for m in methods]
+        cells += [format_p(tests[m][k][b]["p"]) if b in tests[m].get(k, {}) else "" for m, b in pairs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\nmean ± std over pretraining seeds {study['seeds']}; p: Welch's t-test over seeds.\n"
 

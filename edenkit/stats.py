@@ -27,6 +27,11 @@ def format_mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2
     return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}"
 
 
+def format_p(value) -> str:
+    """A p-value to three significant digits; ``"n/a"`` where there is none (NaN or None)."""
+    return "n/a" if value is None or value != value else f"{value:.3g}"
+
+
 def compare(a: Sequence[float], b: Sequence[float], paired: bool = False) -> dict[str, float]:
     """Two-sided t-test of method ``a`` against method ``b``.
 

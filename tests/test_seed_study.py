@@ -30,7 +30,8 @@ def test_summary_is_mean_std_and_welch_over_seeds():
     assert study["tests"]["adam"]["knn"]["random"]["p"] == pytest.approx(expected)
     assert "mocov2" not in study["tests"]["mocov2"]["knn"] and "prior" not in study["tests"]
     table = seed_study.markdown(study)
-    assert "| knn | 0.420 ± 0.020 | 0.440 ± 0.010 | 0.330 ± 0.030 |" in table
+    assert "| landmark kNN accuracy (05) | 0.420 ± 0.020 | 0.440 ± 0.010 | 0.330 ± 0.030 |" in table
+    assert table.splitlines()[0].endswith("| p adam vs mocov2 | p adam vs random | p mocov2 vs random |")
 
 
 def test_random_init_seeds_through_the_cli_and_a_rerun_reads_the_saved_scores(tmp_path, monkeypatch):

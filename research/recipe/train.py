@@ -6,6 +6,7 @@ engine.evaluate, with its monitors), plus switches:
   --negatives      queue (kit) | batch (the other keys of this batch only, no queue; chance 1/B)
   --symmetric      both directions (q1.k2 and q2.k1), both key sets enqueued
   --lr / --m       as given (no linear scaling)
+  --warmup E       linear warm-up over the first E epochs, per step (session 5)
 Monitors (harness.monitors): val_acc (kit evaluate, vs stale queue), val_acc_ema (after one virtual EMA
 step), fresh_acc (val q vs current-teacher keys of all 256 val images, chance 0.004), ret (backbone
 partner retrieval on paper- or mild-augmented val pairs, eval BN, chance 0.004), lm_err (landmark kNN on
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("--negatives", default="queue", choices=["queue", "batch"])
     ap.add_argument("--mon-at", default="0,1,3,5")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warmup", type=float, default=0.0, help="epochs of linear warm-up (per step), then the cosine")
     args = ap.parse_args()
     mon_at = {int(e) for e in args.mon_at.split(",")}
 
@@ -93,7 +95,8 @@ def main():
     spe = len(train_loader)
 
     def lr_at(step):  # per-epoch cosine, as the kit's CosineAnnealingLR stepped per epoch
-        return args.lr * 0.5 * (1 + math.cos(math.pi * (step // spe) / args.epochs))
+        warm = min(1.0, (step + 1) / (args.warmup * spe)) if args.warmup > 0 else 1.0
+        return warm * args.lr * 0.5 * (1 + math.cos(math.pi * (step // spe) / args.epochs))
 
     out = Path("/tmp/research-recipe/runs") / args.name
     out.mkdir(parents=True, exist_ok=True)
