@@ -157,8 +157,7 @@ def run_study(methods: Sequence[str], profile: str, seeds: Sequence[int], out_di
             continue
         per_seed[seed] = seed_scores(methods, profile, seed, out_dir, settings, log)
         atomic_write_json(path, {"seed": seed, "profile": profile, "settings": settings, "scores": per_seed[seed]})
-    study = {"profile": profile, "methods": list(methods), **summarize(per_seed), "settings": settings}
-    return study
+    return {"profile": profile, "methods": list(methods), **summarize(per_seed), "settings": settings}
 
 
 # ----------------------------------------------------------------------------------------------------

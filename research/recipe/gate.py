@@ -24,8 +24,8 @@ from edenkit.pretrain_data import ImageTensor  # noqa: E402
 AUGS = {"paper crop0.2-1 rot30": ((0.2, 1.0), 30.0), "mild crop1 rot5 (demo_cpu)": ((1.0, 1.0), 5.0)}
 
 
-def views(u8, n, scale, rot, seed):
-    p = AnatomyPairs(ImageTensor(u8), n, 64, seed=seed, augment=TwoViewAugment(64, scale=scale, degrees=rot))
+def views(u8, n, scale, rot, seed, view=64):
+    p = AnatomyPairs(ImageTensor(u8), n, view, seed=seed, augment=TwoViewAugment(view, scale=scale, degrees=rot))
     it = [p[i] for i in range(len(p))]
     return torch.stack([i["view1"] for i in it]), torch.stack([i["view2"] for i in it])
 

@@ -14,19 +14,9 @@ import torch.nn.functional as F  # noqa: E402
 torch.set_num_threads(1)
 sys.path.insert(0, os.path.dirname(__file__))
 from common import phantom_u8  # noqa: E402
-from gate import feats, top1  # noqa: E402
+from gate import feats, top1, views  # noqa: E402
 
-from edenkit.augmentation import TwoViewAugment  # noqa: E402
-from edenkit.decomposer import AnatomyPairs  # noqa: E402
 from edenkit.moco import MoCo  # noqa: E402
-from edenkit.pretrain_data import ImageTensor  # noqa: E402
-
-
-def views(u8, n, view, seed):
-    aug = TwoViewAugment(view, scale=(0.2, 1.0), degrees=30.0)
-    p = AnatomyPairs(ImageTensor(u8), n, view, seed=seed, augment=aug)
-    it = [p[i] for i in range(len(p))]
-    return torch.stack([i["view1"] for i in it]), torch.stack([i["view2"] for i in it])
 
 
 def main():
@@ -39,7 +29,7 @@ def main():
         for n in (0, 2):
             px, rn = [], []
             for seed in (5, 6, 7):
-                a, b = views(u8, n, view, seed)
+                a, b = views(u8, n, (0.2, 1.0), 30.0, seed, view)
                 fa, fb = a.flatten(1), b.flatten(1)
                 px.append(top1(F.normalize(fa - fa.mean(0), dim=1), F.normalize(fb - fb.mean(0), dim=1)))
                 rn.append(top1(feats(net, a), feats(net, b)))
