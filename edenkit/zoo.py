@@ -97,9 +97,16 @@ def config_key(cfg: PretrainConfig) -> str:
 
 def run_folder(method: Method, profile: Profile, out_dir: str | Path | None = None, seed: int = 0,
                data_root: str | None = None) -> Path:
-    """Where ``get_encoder`` trains (and finds) ``method``'s run: holds ``log.jsonl`` and checkpoints."""
-    cfg = encoder_config(method, profile, seed, data_root)
-    return _models_dir(profile, out_dir) / f"{method}-{config_key(cfg)}"
+    """Where ``get_encoder`` trains (and finds) ``method``'s run: holds ``log.jsonl`` and checkpoints.
+
+    A curriculum cut (``adam_0``, ``adam_0_2``) has no run of its own: its encoder is exported into
+    Adam's run, so that is the folder returned. ``random`` is not trained and has no run folder.
+    """
+    if method == "random":
+        raise ValueError("random has no run folder: it is a seeded initialization, not a pretraining run")
+    trained = "adam" if method in CURRICULUM_CUTS else method
+    cfg = encoder_config(trained, profile, seed, data_root)
+    return _models_dir(profile, out_dir) / f"{trained}-{config_key(cfg)}"
 
 
 def get_encoder(

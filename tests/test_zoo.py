@@ -83,6 +83,7 @@ def test_adam_and_mocov2_train_once_then_come_from_the_cache(tmp_path):
     # the curriculum cut short comes from the same run, with no more training: each stage's best checkpoint
     cut_0, cut_0_2 = zoo.get_encoder("adam_0", "ci", tmp_path), zoo.get_encoder("adam_0_2", "ci", tmp_path)
     assert (cut_0.parent, cut_0_2.parent) == (adam.parent, adam.parent)
+    assert zoo.run_folder("adam_0", "ci", tmp_path) == zoo.run_folder("adam_0_2", "ci", tmp_path) == adam.parent
     assert (cut_0.name, cut_0_2.name) == ("encoder_best_stage0_n0.pt", "encoder_best_stage1_n2.pt")
     assert os.stat(adam).st_mtime_ns == stamp and loads_into_resnet18(cut_0_2)
     best = torch.load(adam.parent / "checkpoints" / "best_stage1_n2.pt", weights_only=False)["model"]
@@ -90,6 +91,11 @@ def test_adam_and_mocov2_train_once_then_come_from_the_cache(tmp_path):
                        best["encoder_q.backbone.net.conv1.weight"])
     assert not torch.equal(torch.load(cut_0, weights_only=True)["conv1.weight"],
                            torch.load(adam, weights_only=True)["conv1.weight"])
+
+
+def test_random_init_has_no_run_folder(tmp_path):
+    with pytest.raises(ValueError, match="random has no run folder"):
+        zoo.run_folder("random", "ci", tmp_path)
 
 
 def test_a_curriculum_cut_must_be_a_prefix_of_a_longer_curriculum(tmp_path):
