@@ -1,9 +1,15 @@
 """Issue 11's criteria for phantom v1 and v2, side by side (one run, a few minutes on 2 cores).
 
-    python benchmarks/bench_phantom_v2.py [--scale full|small] [--ablation] [--a1 EPOCHS] [--json PATH]
+    python benchmarks/bench_phantom_v2.py [--scale full|small] [--ablation] [--a1 EPOCHS]
+        [--a2-seeds N] [--a2-at SIZE:VIEW ...] [--json PATH]
 
 Prints the markdown table of ``edenkit.phantom.criteria`` (A2-A6 and the generation cost; the
 sample sizes are printed with it) for ``PhantomConfig(version=1)`` and ``version=2``, on one thread.
+A2 is read twice: under the paper's views (crop 0.2-1, colour jitter, blur, rotation 30) and under
+the crop and rotation alone (the augmentation issue 11 measured v1 with).
+``--a2-seeds N`` repeats A2 at seeds 0..N-1 (other patients, views and random network) and prints
+mean and std: one seed's decoding moves by about 0.02. ``--a2-at 256:224`` measures A2 again with
+256-px images and 224-px views (the paper's view size) instead of 128 and 64.
 ``--ablation`` adds A2 and A3 for v2 with every factor off, each factor alone and all on.
 ``--a1 EPOCHS`` also runs A1: a short MoCo-v2 pretraining (``demo_cpu`` with ``curriculum.stages=[0]``)
 at the paper's crop (0.2-1) and rotation (30 degrees) on each phantom version, and reports the
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 
 from edenkit.augmentation import TwoViewAugment
@@ -44,20 +51,43 @@ def run_a1(version: int, epochs: int, out: str) -> dict:
     return {"logs": logs}
 
 
+def a2_over_seeds(augments: dict, n_seeds: int, size: int, scale: str) -> dict:
+    """A2 for v1 and v2 under each augmentation at seeds 0..n_seeds-1, with mean and std."""
+    n, out = criteria.SCALES[scale], {}
+    for version in (1, 2):
+        for name, augment in augments.items():
+            runs = [criteria.identity(PhantomConfig(version=version), augment, n["patients"],
+                                      n_retrieval=n["retrieval"], size=size, seed=seed) for seed in range(n_seeds)]
+            row = {}
+            for key in ("decode", "retrieval_random", "retrieval_pixels"):
+                values = np.array([r[key] for r in runs])
+                row[key] = {"values": values.tolist(), "mean": float(values.mean()), "std": float(values.std(ddof=1))
+                            if n_seeds > 1 else 0.0}
+            out[f"v{version} {name} {size}px"] = row
+            print(f"A2 v{version} {name:<16} images {size} px, views {augment.size} px, seeds 0-{n_seeds - 1}: "
+                  + "  ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in row.items()), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=tuple(criteria.SCALES), default="full")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--a1", type=int, default=0, metavar="EPOCHS", help="also run A1 for this many epochs")
+    parser.add_argument("--a2-seeds", type=int, default=0, metavar="N", help="A2 at seeds 0..N-1: mean and std")
+    parser.add_argument("--a2-at", action="append", default=[], metavar="SIZE:VIEW",
+                        help="A2 at another image and view size (repeatable), e.g. 256:224")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     augment = TwoViewAugment(64)  # the paper's settings: crop 0.2-1, jitter, blur, rotation 30
+    crop_rotation = TwoViewAugment(64, jitter_p=0.0, blur_p=0.0)
     print(f"sample sizes ({args.scale}): {criteria.SCALES[args.scale]}; views 64 px of 128-px images", flush=True)
     results = {}
     for version in (1, 2):
         start = time.time()
-        results[f"v{version}"] = criteria.measure(PhantomConfig(version=version), augment, args.scale)
+        results[f"v{version}"] = criteria.measure(PhantomConfig(version=version), augment, args.scale,
+                                                  crop_rotation=crop_rotation)
         print(f"v{version}: measured in {time.time() - start:.0f} s", flush=True)
     print(criteria.table(results))
     out = {"scale": args.scale, "n": criteria.SCALES[args.scale], "results": results}
@@ -65,6 +95,13 @@ def main() -> None:
         out["ablation"] = criteria.ablation(augment, "small" if args.scale == "small" else "full")
         for name, row in out["ablation"].items():
             print(f"ablation {name:<18} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    if args.a2_seeds:
+        out["a2_seeds"] = a2_over_seeds({"paper views": augment, "crop + rotation": crop_rotation},
+                                        args.a2_seeds, 128, args.scale)
+    for spec in args.a2_at:
+        size, view = (int(x) for x in spec.split(":"))
+        views = {"paper views": TwoViewAugment(view), "crop + rotation": TwoViewAugment(view, jitter_p=0.0, blur_p=0.0)}
+        out.setdefault("a2_at", {}).update(a2_over_seeds(views, max(args.a2_seeds, 1), size, args.scale))
     if args.a1:
         out["a1"] = {f"v{v}": run_a1(v, args.a1, f"/tmp/bench_phantom_v2_a1/v{v}") for v in (1, 2)}
         print(json.dumps(out["a1"], indent=2))

@@ -14,8 +14,11 @@ import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(1)
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "moco_dynamics"))
 from common import phantom_u8  # noqa: E402
+from harness import AMP, CPU  # noqa: E402
 
+from edenkit import engine  # noqa: E402
 from edenkit.augmentation import TwoViewAugment  # noqa: E402
 from edenkit.decomposer import AnatomyPairs  # noqa: E402
 from edenkit.moco import MoCo  # noqa: E402
@@ -36,7 +39,7 @@ def top1(a, b):
 
 @torch.no_grad()
 def feats(net, x):
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with engine.autocast(CPU, AMP):
         return F.normalize(net(x.contiguous(memory_format=torch.channels_last)).float(), dim=1)
 
 

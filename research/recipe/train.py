@@ -32,8 +32,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "moco_dynamics"))
 from common import phantom_u8  # noqa: E402
-from harness import monitors, pairs_loader, param_groups  # noqa: E402
+from harness import AMP, CPU, monitors, pairs_loader, param_groups  # noqa: E402
 
+from edenkit import engine  # noqa: E402
 from edenkit.moco import MoCo  # noqa: E402
 from edenkit.pruner import info_nce  # noqa: E402
 
@@ -60,6 +61,8 @@ def main():
     ap.add_argument("--view", type=int, default=64)
     ap.add_argument("--crop", type=float, nargs=2, default=[0.2, 1.0])
     ap.add_argument("--rot", type=float, default=30.0)
+    ap.add_argument("--jitter-p", type=float, default=0.8, help="colour jitter probability (paper 0.8; session 6)")
+    ap.add_argument("--blur-p", type=float, default=0.5, help="Gaussian blur probability (paper 0.5; session 6)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=0.00375)
@@ -121,7 +124,7 @@ def main():
                 g["lr"] = lr_at(step)
             v1 = b["view1"].contiguous(memory_format=torch.channels_last)
             v2 = b["view2"].contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with engine.autocast(CPU, AMP):
                 if args.key_before:
                     q1 = model._embed(model.encoder_q, v1)
                     k2 = model._keys(v2)

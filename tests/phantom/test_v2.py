@@ -166,6 +166,21 @@ def test_criteria_measures_run_small():
     assert criteria.cost(V2, sizes=(64,), n=1)["ms_64"] > 0
 
 
+def test_identity_without_augmentation_finds_every_patient_and_partner():
+    def unchanged(anchor, generator):
+        return anchor, anchor.clone()
+
+    a2 = criteria.identity(V2, unchanged, n_patients=4, n_train_views=2, n_test_views=2, n_retrieval=6, size=64)
+    assert a2["decode"] == 1.0 and a2["retrieval_pixels"] == a2["retrieval_random"] == 1.0
+
+
+def test_the_criteria_table_reads_a2_under_both_augmentations():
+    table = criteria.table({"v2": {"A2_decode": 0.18, "A2_crop_rotation_decode": 0.45}})
+    assert "| A2 patient decoding (random ResNet-18, linear), paper views | >= 0.40 | 0.18 FAIL |" in table
+    assert "| A2 patient decoding, crop + rotation only | >= 0.40 | 0.45 ok |" in table
+    assert "| A3 landmark id, raw pixels | <= 0.60 | - |" in table  # not measured: a dash, no mark
+
+
 def test_every_analysis_reads_the_phantom_version_it_is_given():
     from edenkit.analysis.compositionality import load_images
     from edenkit.analysis.locality import phantom_landmark_data
