@@ -1,7 +1,7 @@
 """Issue 11's criteria for phantom v1 and v2, side by side (one run, a few minutes on 2 cores).
 
     python benchmarks/bench_phantom_v2.py [--scale full|small] [--ablation] [--a1 EPOCHS]
-        [--a2-seeds N] [--a2-at SIZE:VIEW ...] [--json PATH]
+        [--a2-seeds N] [--a2-at SIZE:VIEW ...] [--a2-components] [--json PATH]
 
 Prints the markdown table of ``edenkit.phantom.criteria`` (A2-A6 and the generation cost; the
 sample sizes are printed with it) for ``PhantomConfig(version=1)`` and ``version=2``, on one thread.
@@ -9,7 +9,8 @@ A2 is read twice: under the paper's views (crop 0.2-1, colour jitter, blur, rota
 the crop and rotation alone (the augmentation issue 11 measured v1 with).
 ``--a2-seeds N`` repeats A2 at seeds 0..N-1 (other patients, views and random network) and prints
 mean and std: one seed's decoding moves by about 0.02. ``--a2-at 256:224`` measures A2 again with
-256-px images and 224-px views (the paper's view size) instead of 128 and 64.
+256-px images and 224-px views (the paper's view size) instead of 128 and 64. ``--a2-components``
+measures A2 under the crop alone, with the jitter, with the rotation, and with all of the paper's views.
 ``--ablation`` adds A2 and A3 for v2 with every factor off, each factor alone and all on.
 ``--a1 EPOCHS`` also runs A1: a short MoCo-v2 pretraining (``demo_cpu`` with ``curriculum.stages=[0]``)
 at the paper's crop (0.2-1) and rotation (30 degrees) on each phantom version, and reports the
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--a2-seeds", type=int, default=0, metavar="N", help="A2 at seeds 0..N-1: mean and std")
     parser.add_argument("--a2-at", action="append", default=[], metavar="SIZE:VIEW",
                         help="A2 at another image and view size (repeatable), e.g. 256:224")
+    parser.add_argument("--a2-components", action="store_true", help="A2 under each part of the paper's views")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -98,6 +100,11 @@ def main() -> None:
     if args.a2_seeds:
         out["a2_seeds"] = a2_over_seeds({"paper views": augment, "crop + rotation": crop_rotation},
                                         args.a2_seeds, 128, args.scale)
+    if args.a2_components:
+        parts = {"crop only": dict(jitter_p=0.0, blur_p=0.0, degrees=0.0), "crop + jitter": dict(blur_p=0.0, degrees=0.0),
+                 "crop + rotation": dict(jitter_p=0.0, blur_p=0.0), "paper views": {}}
+        out["a2_components"] = a2_over_seeds({k: TwoViewAugment(64, **v) for k, v in parts.items()},
+                                             max(args.a2_seeds, 1), 128, args.scale)
     for spec in args.a2_at:
         size, view = (int(x) for x in spec.split(":"))
         views = {"paper views": TwoViewAugment(view), "crop + rotation": TwoViewAugment(view, jitter_p=0.0, blur_p=0.0)}

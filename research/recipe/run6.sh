@@ -8,6 +8,7 @@ export PYTHONPATH=$PWD OMP_NUM_THREADS=${RECIPE_THREADS:-1} RECIPE_THREADS=${REC
 mkdir -p /tmp/research-recipe/logs
 run() { name=$1; shift; $PY --name "$name" "$@" > /tmp/research-recipe/logs/$name.log 2>&1
         mkdir -p research/recipe/runs/$name && cp /tmp/research-recipe/runs/$name/* research/recipe/runs/$name/; }
+run j_ctrl_v2paper_kit
 run j0_v2paper_nojitter_noblur_kit --jitter-p 0 --blur-p 0
 run j1_v2paper_nojitter_noblur_batchneg --jitter-p 0 --blur-p 0 --negatives batch
 run j2_v2paper_nojitter_kit --jitter-p 0
