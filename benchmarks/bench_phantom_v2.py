@@ -13,43 +13,63 @@ mean and std: one seed's decoding moves by about 0.02. ``--a2-at 256:224`` measu
 measures A2 under the crop alone, with the jitter, with the rotation, and with all of the paper's views.
 ``--ablation`` adds A2 and A3 for v2 with every factor off, each factor alone and all on.
 ``--a1 EPOCHS`` also runs A1: a short MoCo-v2 pretraining (``demo_cpu`` with ``curriculum.stages=[0]``)
-at the paper's crop (0.2-1) and rotation (30 degrees) on each phantom version, and reports the
-validation instance accuracy and negatives' cosine per epoch from the run's log.
+at the paper's crop (0.2-1) and rotation (30 degrees) on each phantom version, with demo_cpu's recipe
+as it is and with the colour jitter off and in-batch negatives (``A1_RECIPES``), and prints the
+training loss, accuracy and negatives' cosine and the validation loss and instance accuracy per
+epoch from each run's log (``--only-a1`` skips the criteria table; runs resume from ``--a1-dir``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from edenkit.augmentation import TwoViewAugment
 from edenkit.phantom import PhantomConfig, criteria
+from edenkit.pretrain_config import load_pretrain_config
+from edenkit.run_folder import RunPaths, read_log
+
+# A1's recipes: demo_cpu at the paper's crop and rotation, as it is (the paper's colour jitter and the MoCo
+# queue), and with the two changes that research/recipe session 6 found to learn there.
+A1_RECIPES = {
+    "paper views, queue": [],
+    "no jitter, in-batch negatives": ["data.jitter_p=0", "model.negatives=batch"],
+}
 
 
-def run_a1(version: int, epochs: int, out: str) -> dict:
-    """Short MoCo-v2 pretraining on phantom ``version`` at the paper's augmentation (subprocess)."""
-    code = (
-        "import sys, dataclasses, edenkit.phantom as ph\n"
-        "base = ph.PhantomDataset\n"
-        f"class Versioned(base):\n"
-        f"    def __init__(self, n, size=256, seed=0, config=None, structures=None):\n"
-        f"        super().__init__(n, size, seed, ph.PhantomConfig(version={version}), structures)\n"
-        "ph.PhantomDataset = Versioned  # pretraining builds its phantoms with the default config\n"
-        "from edenkit.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    args = ["pretrain", "--config", "demo_cpu", "--out", out, "curriculum.stages=[0]", f"curriculum.epochs=[{epochs}]",
-            "data.crop_scale=[0.2,1.0]", "data.rotation=30", f"data.cache_dir={out}/cache_v{version}"]
-    subprocess.run([sys.executable, "-c", code, *args], check=True)
-    logs = [os.path.join(root, f) for root, _, files in os.walk(out) for f in files if f.endswith(".jsonl")]
-    return {"logs": logs}
+def run_a1(version: int, epochs: int, out: str, overrides: list[str]) -> list[dict]:
+    """A short MoCo-v2 pretraining (``demo_cpu``, stage n = 0) on phantom ``version`` at the paper's crop
+    (0.2-1) and rotation (30 degrees), in a subprocess; the validation records of its log."""
+    args = [sys.executable, "-m", "edenkit", "pretrain", "--config", "demo_cpu", "--out", out, "--resume", "auto",
+            "curriculum.stages=[0]", f"curriculum.epochs=[{epochs}]", "data.crop_scale=[0.2,1.0]", "data.rotation=30",
+            f"data.phantom_version={version}", f"data.cache_dir={out}/../cache", *overrides]
+    subprocess.run(args, check=True)
+    cfg = load_pretrain_config(str(RunPaths(Path(out)).config))
+    # chance of the instance accuracy: the positive among the queue, or among the batch's keys
+    chance = 1 / (cfg.batch_size if cfg.model.negatives == "batch" else cfg.model.queue_size + 1)
+    return [{**r, "chance": chance} for r in read_log(out) if r.get("split") in ("train", "val")]
+
+
+def a1_table(runs: dict[str, list[dict]]) -> str:
+    """Per run and epoch: training loss, accuracy and negatives' cosine; validation loss and accuracy."""
+    lines = ["| run | epoch | train loss | train acc | train neg cos | val loss | val acc | chance |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, records in runs.items():
+        by_epoch: dict[int, dict] = {}
+        for r in records:
+            by_epoch.setdefault(r["epoch"], {})[r["split"]] = r
+        for epoch, splits in sorted(by_epoch.items()):
+            t, v = splits.get("train", {}), splits.get("val", {})
+            cells = [t.get("loss"), t.get("acc"), t.get("neg_sim"), v.get("loss"), v.get("acc"), t.get("chance")]
+            lines.append(f"| {name} | {epoch} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def a2_over_seeds(augments: dict, n_seeds: int, size: int, scale: str) -> dict:
@@ -75,6 +95,8 @@ def main() -> None:
     parser.add_argument("--scale", choices=tuple(criteria.SCALES), default="full")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--a1", type=int, default=0, metavar="EPOCHS", help="also run A1 for this many epochs")
+    parser.add_argument("--a1-dir", default="/tmp/bench_phantom_v2_a1", help="A1's run folders (resumed if there)")
+    parser.add_argument("--only-a1", action="store_true", help="skip the criteria table (with --a1)")
     parser.add_argument("--a2-seeds", type=int, default=0, metavar="N", help="A2 at seeds 0..N-1: mean and std")
     parser.add_argument("--a2-at", action="append", default=[], metavar="SIZE:VIEW",
                         help="A2 at another image and view size (repeatable), e.g. 256:224")
@@ -86,12 +108,13 @@ def main() -> None:
     crop_rotation = TwoViewAugment(64, jitter_p=0.0, blur_p=0.0)
     print(f"sample sizes ({args.scale}): {criteria.SCALES[args.scale]}; views 64 px of 128-px images", flush=True)
     results = {}
-    for version in (1, 2):
+    for version in () if args.only_a1 else (1, 2):
         start = time.time()
         results[f"v{version}"] = criteria.measure(PhantomConfig(version=version), augment, args.scale,
                                                   crop_rotation=crop_rotation)
         print(f"v{version}: measured in {time.time() - start:.0f} s", flush=True)
-    print(criteria.table(results))
+    if results:
+        print(criteria.table(results))
     out = {"scale": args.scale, "n": criteria.SCALES[args.scale], "results": results}
     if args.ablation:
         out["ablation"] = criteria.ablation(augment, "small" if args.scale == "small" else "full")
@@ -110,8 +133,9 @@ def main() -> None:
         views = {"paper views": TwoViewAugment(view), "crop + rotation": TwoViewAugment(view, jitter_p=0.0, blur_p=0.0)}
         out.setdefault("a2_at", {}).update(a2_over_seeds(views, max(args.a2_seeds, 1), size, args.scale))
     if args.a1:
-        out["a1"] = {f"v{v}": run_a1(v, args.a1, f"/tmp/bench_phantom_v2_a1/v{v}") for v in (1, 2)}
-        print(json.dumps(out["a1"], indent=2))
+        out["a1"] = {f"v{v} {name}": run_a1(v, args.a1, f"{args.a1_dir}/v{v}-{i}", overrides)
+                     for v in (1, 2) for i, (name, overrides) in enumerate(A1_RECIPES.items())}
+        print(a1_table(out["a1"]), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2, default=float)

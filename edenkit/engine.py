@@ -108,7 +108,8 @@ def train_one_epoch(
         with autocast(device, autocast_dtype):
             q, k = model(view1, view2)
         # The loss in float32: K logits per anchor, and the pruner compares similarities with a threshold.
-        loss, stats = info_nce(q, k, moco.queue, tau=moco.temperature, prune_threshold=prune_threshold)
+        bank, in_batch = moco.negatives_for(k)
+        loss, stats = info_nce(q, k, bank, moco.temperature, prune_threshold, in_batch)
         if not math.isfinite(loss.item()):
             raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step} ({desc})")
 
@@ -120,7 +121,8 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        moco.enqueue(k)  # after the loss: this step's keys are not their own negatives
+        if moco.negatives == "queue":
+            moco.enqueue(k)  # after the loss: this step's keys are not their own negatives
 
         n = view1.shape[0]
         mean.add(loss.detach(), stats, n)
@@ -147,7 +149,8 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> dict:
-    """The contrastive loss on ``loader`` against the current queue, with no side effect at all.
+    """The contrastive loss on ``loader`` against the current queue (or, with ``negatives="batch"``, the
+    batch's other keys), with no side effect at all.
 
     ``MoCo.embed_pair`` computes what a training step computes (batch statistics, split BN, shuffled
     keys) but with no EMA update, no enqueue, no BN running-statistics update and the RNG restored, so
@@ -160,6 +163,7 @@ def evaluate(
         view1, view2 = _views(batch, device, channels_last, make_views)
         with autocast(device, autocast_dtype):
             q, k = moco.embed_pair(view1, view2)
-        loss, stats = info_nce(q, k, moco.queue, tau=moco.temperature, prune_threshold=prune_threshold)
+        bank, in_batch = moco.negatives_for(k)
+        loss, stats = info_nce(q, k, bank, moco.temperature, prune_threshold, in_batch)
         mean.add(loss, stats, view1.shape[0])
     return mean.result(device)

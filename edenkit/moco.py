@@ -36,6 +36,8 @@ from torch.func import functional_call
 from edenkit import dist
 from edenkit.models.backbones import GreyEncoder
 
+NEGATIVES = ("queue", "batch")  # MoCo.negatives
+
 
 class ProjectionEncoder(nn.Module):
     """GreyEncoder trunk + MLP head Linear(d, hidden)-ReLU-Linear(hidden, dim), as in MoCo-v2."""
@@ -62,6 +64,10 @@ class MoCo(nn.Module):
         temperature: softmax temperature tau, kept here so that a checkpoint carries it.
         mlp_hidden: hidden width of the head (default: the trunk's feature size, 2048 for resnet50).
         bn_splits: BN chunks per process batch (see the module docstring); 1 disables split BN.
+        negatives: ``"queue"`` (MoCo: the last K keys) or ``"batch"``: this step's other keys only, from
+            every process, and no queue. With a queue the positive is always one EMA step newer than
+            every negative; at CPU scale the student learns that age instead of content and collapses
+            (research/moco_dynamics). In-batch negatives remove that shortcut by construction.
     """
 
     def __init__(
@@ -73,10 +79,14 @@ class MoCo(nn.Module):
         temperature: float = 0.2,
         mlp_hidden: int | None = None,
         bn_splits: int = 1,
+        negatives: str = "queue",
     ):
         super().__init__()
         if queue_size < 1 or bn_splits < 1:
             raise ValueError(f"queue_size and bn_splits must be positive, got {queue_size} and {bn_splits}")
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives: expected one of {list(NEGATIVES)}, got {negatives!r}")
+        self.negatives = negatives
         self.arch, self.dim, self.queue_size = arch, dim, queue_size
         self.momentum, self.temperature, self.bn_splits = momentum, temperature, bn_splits
 
@@ -152,6 +162,16 @@ class MoCo(nn.Module):
                 return self._embed(self.encoder_q, view1, keep_buffers=True), self._keys(view2, keep_buffers=True)
         finally:
             self.train(was_training)
+
+    @torch.no_grad()
+    def negatives_for(self, keys: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """``(bank, in_batch)`` for ``info_nce``: the queue, or the other processes' ``keys`` of this step
+        with the batch's own keys as in-batch negatives (``negatives="batch"``)."""
+        if self.negatives == "queue":
+            return self.queue, False
+        everyone = dist.all_gather(keys.detach().float())
+        mine = torch.arange(len(everyone), device=everyone.device) // len(keys) == dist.rank()
+        return everyone[~mine], True
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

@@ -66,7 +66,7 @@ class PretrainResult:
 
 def build_model(cfg: PretrainConfig) -> MoCo:
     m = cfg.model
-    return MoCo(m.arch, m.dim, m.queue_size, m.momentum, m.temperature, m.mlp_hidden, m.bn_splits)
+    return MoCo(m.arch, m.dim, m.queue_size, m.momentum, m.temperature, m.mlp_hidden, m.bn_splits, m.negatives)
 
 
 def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: str | None = None) -> PretrainResult:

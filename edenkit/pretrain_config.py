@@ -25,6 +25,7 @@ import torch
 
 from edenkit.config import ConfigError, load_config
 from edenkit.decomposer import grid_shape
+from edenkit.moco import NEGATIVES
 from edenkit.models.backbones import ARCHS
 
 AUGMENT_CHOICES = ("auto", "cpu", "device")  # data.augment
@@ -40,6 +41,7 @@ class ModelConfig:
     momentum: float = 0.999
     temperature: float = 0.2
     bn_splits: int = 1  # split-BN chunks per process batch (see edenkit.moco)
+    negatives: Literal["queue", "batch"] = "queue"  # "batch": this step's other keys only (see edenkit.moco)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class DataConfig:
     # Augmentation strength (the paper's values by default; see edenkit.augmentation)
     crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # RandomResizedCrop area range
     rotation: float = 30.0  # RandomRotation, degrees
+    jitter_p: float = 0.8  # probability of the colour jitter (brightness, contrast 0.4)
+    blur_p: float = 0.5  # probability of the Gaussian blur
     decompose_mode: Literal["paper", "grid"] = "paper"
     augment: Literal["auto", "cpu", "device"] = "auto"  # where views are made (see above); auto: device on CUDA
     phantom_train: int = 2000  # phantom images for training ...
@@ -134,6 +138,11 @@ def check_config(cfg: PretrainConfig, world_size: int = 1) -> None:
         raise ConfigError(f"data.crop_scale: expected [min, max] with 0 < min <= max <= 1, got {scale}")
     if not 0 <= cfg.data.rotation <= 180:
         raise ConfigError(f"data.rotation: expected degrees in [0, 180], got {cfg.data.rotation}")
+    if cfg.model.negatives not in NEGATIVES:
+        raise ConfigError(f"model.negatives: expected one of {list(NEGATIVES)}, got {cfg.model.negatives!r}")
+    if cfg.model.negatives == "batch" and cfg.batch_size < 2:
+        raise ConfigError(f"model.negatives: 'batch' needs batch_size >= 2 (its other keys are the negatives), "
+                          f"got {cfg.batch_size}")
     if cfg.data.augment not in AUGMENT_CHOICES:
         raise ConfigError(f"data.augment: expected one of {list(AUGMENT_CHOICES)}, got {cfg.data.augment!r}")
     if cfg.data.phantom_version not in (1, 2):
@@ -161,6 +170,8 @@ def _check_ranges(cfg: PretrainConfig) -> None:
     expect("optim.lr_batch", o.lr_batch, o.lr_batch is None or o.lr_batch >= 1, "a batch size >= 1 or null")
     expect("optim.momentum", o.momentum, 0.0 <= o.momentum < 1.0, "an SGD momentum in [0, 1)")
     expect("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, "a weight decay >= 0")
+    expect("data.jitter_p", d.jitter_p, 0.0 <= d.jitter_p <= 1.0, "a probability in [0, 1]")
+    expect("data.blur_p", d.blur_p, 0.0 <= d.blur_p <= 1.0, "a probability in [0, 1]")
     expect("data.num_workers", d.num_workers, d.num_workers >= 0, "a number of loader processes >= 0")
     expect("data.view_size", d.view_size, d.view_size >= MIN_VIEW_SIZE, f"a view side >= {MIN_VIEW_SIZE} px")
     finest = max((grid_shape(n, d.decompose_mode) for n in cfg.curriculum.stages), key=max)  # most parts

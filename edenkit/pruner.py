@@ -36,11 +36,15 @@ def info_nce(
     queue: torch.Tensor,
     tau: float = 0.2,
     prune_threshold: float | None = None,
+    in_batch: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MoCo-v2's InfoNCE loss (mean over the batch), with the purposive pruner when a threshold is given.
 
     ``q`` [B, D] queries (with gradient), ``k`` [B, D] positive keys, ``queue`` [K, D] negatives, all
     L2-normalized. ``prune_threshold=None`` is plain InfoNCE (MoCo-v2 and Adam's n=0 stage).
+    ``in_batch=True``: the other keys of this batch, ``k_j`` for j != i, are negatives of ``q_i`` too
+    (``MoCo(negatives="batch")``, where ``queue`` holds only the other processes' keys of this step and
+    may be empty); they come from the same teacher as the positive, so a key's age cannot tell them apart.
 
     Returns ``(loss, stats)``; ``stats`` holds detached float32 0-dim tensors (so logging every step
     does not force a GPU sync; call ``.item()`` when writing them):
@@ -54,10 +58,15 @@ def info_nce(
             f"info_nce expects q [B, D], k [B, D], queue [K, D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
             f"{tuple(queue.shape)}"
         )
+    if queue.shape[0] + (q.shape[0] - 1 if in_batch else 0) < 1:
+        raise ValueError(f"info_nce: no negatives (a batch of {q.shape[0]}, {queue.shape[0]} queued keys)")
     with torch.autocast(q.device.type, enabled=False):
         q, k, queue = q.float(), k.float(), queue.float()
         pos = (q * k).sum(dim=1, keepdim=True)  # [B, 1]
         neg = q @ queue.T  # [B, K]
+        if in_batch:  # the batch's other keys: q @ k.T without its diagonal (the positives), [B, B - 1]
+            others = ~torch.eye(q.shape[0], dtype=torch.bool, device=q.device)
+            neg = torch.cat([(q @ k.T)[others].view(q.shape[0], q.shape[0] - 1), neg], dim=1)
         neg_sim = neg.detach().mean()
         pruned = None
         if prune_threshold is not None:

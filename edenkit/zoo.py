@@ -83,15 +83,21 @@ def encoder_config(
     return cfg
 
 
+# Keys added after runs were cached: at these values (what every earlier run trained with) they are left
+# out of the hash, so that those runs are still found.
+ADDED_KEYS_DEFAULTS = {"model.negatives": "queue", "data.jitter_p": 0.8, "data.blur_p": 0.5}
+
+
 def config_key(cfg: PretrainConfig) -> str:
     """A short hash of everything in ``cfg`` that changes what is trained."""
     data = to_dict(cfg)
-    for dotted in RESUMABLE_CHANGES:
+    for dotted in (*RESUMABLE_CHANGES, *ADDED_KEYS_DEFAULTS):
         *parents, leaf = dotted.split(".")
         node = data
         for part in parents:
             node = node[part]
-        node.pop(leaf, None)
+        if dotted in RESUMABLE_CHANGES or node.get(leaf) == ADDED_KEYS_DEFAULTS[dotted]:
+            node.pop(leaf, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

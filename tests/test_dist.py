@@ -66,12 +66,17 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     shuffled, unshuffle = dist.batch_shuffle(x)
     gathered_shuffled = dist.all_gather(shuffled)
     restored = dist.batch_unshuffle(shuffled, unshuffle)
+    from edenkit.moco import MoCo
+
+    keys = torch.full((2, 128), float(rank + 1))
+    others, in_batch = MoCo("resnet18", queue_size=4, negatives="batch").negatives_for(keys)
 
     cfg = load_pretrain_config("ci", ["curriculum.stages=[2]", "curriculum.epochs=[1]", "data.phantom_train=32",
                                       "data.phantom_val=16"])
     result = pretrain(cfg, os.path.join(out, "run"), resume=None)
     torch.save({"state": result.model.state_dict(), "x": x, "restored": restored,
-                "gathered_shuffled": gathered_shuffled}, os.path.join(out, f"rank{rank}.pt"))
+                "gathered_shuffled": gathered_shuffled, "others": others, "in_batch": in_batch},
+               os.path.join(out, f"rank{rank}.pt"))
     dist.cleanup()
 
 
@@ -83,6 +88,9 @@ def test_two_gloo_processes_keep_queue_and_weights_identical(tmp_path):
     # Shuffle-BN helpers: every global sample lands on exactly one rank and comes back home.
     assert sorted(r0["gathered_shuffled"].flatten().tolist()) == [0, 1, 2, 3, 100, 101, 102, 103]
     assert torch.equal(r0["restored"], r0["x"]) and torch.equal(r1["restored"], r1["x"])
+    # In-batch negatives: each rank's bank is the other rank's keys of this step (its own come in_batch).
+    assert r0["in_batch"] and torch.equal(r0["others"], torch.full((2, 128), 2.0))
+    assert torch.equal(r1["others"], torch.full((2, 128), 1.0))
 
     # Training: parameters (DDP), BN statistics (averaged per epoch) and the queue (all-gathered keys).
     s0, s1 = r0["state"], r1["state"]

@@ -45,6 +45,18 @@ def test_train_one_epoch_steps_the_student_the_teacher_and_the_queue():
     assert [(r["epoch"], r["step"]) for r in records] == [(7, 2)]
 
 
+def test_in_batch_negatives_leave_the_queue_alone_and_chance_is_one_in_the_batch():
+    torch.manual_seed(0)
+    model = MoCo("resnet18", queue_size=32, momentum=0.9, bn_splits=2, negatives="batch")
+    optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.0)
+    before = state(model)
+    result = train_one_epoch(model, batches(2), optimizer, device=torch.device("cpu"))
+    assert torch.equal(model.queue, before["queue"]) and int(model.queue_ptr) == 0
+    # untrained, the loss sits near ln(8): the positive against the batch's 7 other keys
+    assert abs(result["loss"] - math.log(8)) < 0.5
+    assert abs(evaluate(model, batches(1), device=torch.device("cpu"))["loss"] - math.log(8)) < 0.5
+
+
 def test_pruner_threshold_reaches_the_loss():
     model = make_model()
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.0)

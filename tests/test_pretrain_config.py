@@ -44,6 +44,9 @@ def test_learning_rate_scales_linearly_unless_disabled():
         (["data.rotation=-1"], "data.rotation"),
         (["data.augment=gpu"], "data.augment: expected one of"),
         (["data.phantom_version=3"], "data.phantom_version: expected 1 or 2, got 3"),
+        (["model.negatives=memory"], "model.negatives: expected one of ['queue', 'batch'], got 'memory'"),
+        (["data.jitter_p=1.5"], "data.jitter_p: expected a probability in [0, 1], got 1.5"),
+        (["data.blur_p=-0.1"], "data.blur_p: expected a probability in [0, 1], got -0.1"),
     ],
 )
 def test_inconsistent_configs_are_rejected_by_key(override, message):

@@ -17,21 +17,25 @@ def uint8_images(count=16, size=64):
 
 
 def test_pair_loader_uses_the_configured_augmentation():
-    cfg = load_pretrain_config("ci", ["data.crop_scale=[0.5,0.9]", "data.rotation=12"])
+    cfg = load_pretrain_config("ci", ["data.crop_scale=[0.5,0.9]", "data.rotation=12", "data.jitter_p=0.25",
+                                      "data.blur_p=0"])
     loader = pair_loader([{"image": torch.rand(1, 64, 64)}] * 16, 0, cfg, seed=0, train=True)
     assert isinstance(loader, DataLoader) and isinstance(loader.dataset, AnatomyPairs)
-    crop, *_, rotation = loader.dataset.augment.view.transforms
+    crop, jitter, blur, rotation = loader.dataset.augment.view.transforms
     assert crop.scale == (0.5, 0.9) and list(rotation.degrees) == [-12.0, 12.0]
+    assert (jitter.p, blur.p) == (0.25, 0.0)
 
 
 def test_the_device_path_gathers_anchors_of_images_in_memory_and_makes_views_on_the_device():
-    cfg = load_pretrain_config("ci", ["data.augment=device", "data.crop_scale=[0.5,0.9]", "data.rotation=12"])
+    cfg = load_pretrain_config("ci", ["data.augment=device", "data.crop_scale=[0.5,0.9]", "data.rotation=12",
+                                      "data.jitter_p=0.25", "data.blur_p=0"])
     images = ImageTensor(uint8_images())
     loader = pair_loader(images, 2, cfg, seed=0, train=True)
     assert isinstance(loader, AnchorBatches) and isinstance(loader.dataset, AnatomyAnchors)
     assert not loader.dataset.pixels  # bytes in memory: the main process gathers the anchors
     augment = loader.dataset.augment
     assert augment.scale == (0.5, 0.9) and augment.degrees == 12.0 and augment.size == cfg.data.view_size
+    assert (augment.jitter_p, augment.blur_p) == (0.25, 0.0)
     set_epoch(loader, 3)
     assert loader.dataset.epoch == 3 and len(loader) == 1
     batch = next(iter(loader))

@@ -56,6 +56,18 @@ def test_matches_the_per_sample_loop(threshold, spread):
     assert stats["acc"].item() == pytest.approx(expected_acc)
 
 
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_in_batch_negatives_are_the_other_keys_of_the_batch(threshold):
+    q, k, queue = random_inputs(spread=0.3)
+    for bank in (queue[:0], queue[:5]):  # one process (no other keys), or other processes' keys
+        loss, stats = info_nce(q, k, bank, 0.2, threshold, in_batch=True)
+        losses = [reference_loss(q[i:i + 1], k[i:i + 1], torch.cat([k[torch.arange(len(k)) != i], bank]), 0.2,
+                                 threshold)[0] for i in range(len(q))]
+        torch.testing.assert_close(loss, torch.stack(losses).mean())
+    with pytest.raises(ValueError, match="no negatives"):
+        info_nce(q[:1], k[:1], queue[:0], in_batch=True)
+
+
 def test_the_random_inputs_cover_heavy_pruning():
     q, _, queue = random_inputs(spread=0.3)
     assert purposive_prune_mask(q, queue, 0.8).float().mean() > 0.3  # else the test above proves little

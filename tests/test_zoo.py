@@ -93,6 +93,14 @@ def test_adam_and_mocov2_train_once_then_come_from_the_cache(tmp_path):
                            torch.load(adam, weights_only=True)["conv1.weight"])
 
 
+def test_keys_added_later_change_the_cache_key_only_away_from_their_defaults():
+    cfg = zoo.encoder_config("mocov2", "ci", 0, None)
+    key = zoo.config_key(cfg)
+    assert zoo.config_key(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, jitter_p=0.8))) == key
+    assert zoo.config_key(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, jitter_p=0.0))) != key
+    assert zoo.config_key(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, negatives="batch"))) != key
+
+
 def test_random_init_has_no_run_folder(tmp_path):
     with pytest.raises(ValueError, match="random has no run folder"):
         zoo.run_folder("random", "ci", tmp_path)
