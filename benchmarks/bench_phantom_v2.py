@@ -6,7 +6,7 @@
 Prints the markdown table of ``edenkit.phantom.criteria`` (A2-A6 and the generation cost; the
 sample sizes are printed with it) for ``PhantomConfig(version=1)`` and ``version=2``, on one thread.
 A2 is read twice: under the paper's views (crop 0.2-1, colour jitter, blur, rotation 30) and under
-the crop and rotation alone (the augmentation issue 11 measured v1 with).
+the crop and rotation alone (what demo_cpu keeps of them besides the blur).
 ``--a2-seeds N`` repeats A2 at seeds 0..N-1 (other patients, views and random network) and prints
 mean and std: one seed's decoding moves by about 0.02. ``--a2-at 256:224`` measures A2 again with
 256-px images and 224-px views (the paper's view size) instead of 128 and 64. ``--a2-components``

@@ -91,7 +91,7 @@ def open_images(data: DataConfig, split: Literal["train", "val"]) -> Dataset:
 def anatomy_pairs(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> AnatomyPairs:
     """``AnatomyPairs`` at level ``n`` with the config's decomposition, view size and augmentation."""
     augment = TwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation,
-                    jitter_p=cfg.data.jitter_p, blur_p=cfg.data.blur_p)
+                             jitter_p=cfg.data.jitter_p, blur_p=cfg.data.blur_p)
     return AnatomyPairs(images, n, cfg.data.view_size, mode=cfg.data.decompose_mode, seed=seed, augment=augment)
 
 
@@ -102,7 +102,7 @@ def anatomy_anchors(images: Dataset, n: int, cfg: PretrainConfig, seed: int) -> 
     anchors are gathered in the main process (``AnchorBatches``): reading them there costs one copy.
     """
     augment = BatchTwoViewAugment(cfg.data.view_size, scale=tuple(cfg.data.crop_scale), degrees=cfg.data.rotation,
-                         jitter_p=cfg.data.jitter_p, blur_p=cfg.data.blur_p)
+                                  jitter_p=cfg.data.jitter_p, blur_p=cfg.data.blur_p)
     in_place = isinstance(images, ImageTensor) or (isinstance(images, CachedImages) and images.size == images.info.size)
     return AnatomyAnchors(images, n, augment, mode=cfg.data.decompose_mode, seed=seed, pixels=not in_place)
 

@@ -10,9 +10,9 @@ layers), and "random ResNet-18" is torchvision's ResNet-18 at its seeded random 
   of one radiograph per patient, views split train/test; retrieve each view's partner among
   ``n_retrieval`` images by cosine similarity (raw pixels and random ResNet-18). Measured under the
   paper's full view pipeline (crop 0.2-1, colour jitter, blur, rotation 30) and, when ``measure``
-  is given ``crop_rotation``, under the crop and rotation alone: the augmentation that issue 11
-  measured v1 with (its 12.7% decoding of v1 reproduces there, 0.137; with jitter and blur v1
-  decodes 0.055), and the part of the paper's views that ``demo_cpu`` leaves out.
+  is given ``crop_rotation``, under the crop and rotation alone, which is what ``demo_cpu`` keeps of
+  the paper's views with its blur (it drops the colour jitter; notebook 04 has why). At the benchmark's
+  sample size v1 decodes 0.137 under crop + rotation and 0.055 with the jitter and blur too.
 - A3 locality: landmark identification from 32-px patches (128-px images, 8 px of jitter, patients
   held out by GroupKFold, kNN k = 5, cosine), from raw pixels, a 4x4 thumbnail of the patch and
   random ResNet-18 features (patches resized to 64 px); the ceiling is a small CNN trained on the
