@@ -28,13 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from edenkit.augmentation import TwoViewAugment
 from edenkit.phantom import PhantomConfig, criteria
 from edenkit.pretrain_config import load_pretrain_config
 from edenkit.run_folder import RunPaths, read_log
+from edenkit.stats import mean_std
 
 # A1's recipes: demo_cpu at the paper's crop and rotation, as it is (the paper's colour jitter and the MoCo
 # queue), and with the two changes that research/recipe session 6 found to learn there.
@@ -46,7 +46,8 @@ A1_RECIPES = {
 
 def run_a1(version: int, epochs: int, out: str, overrides: list[str]) -> list[dict]:
     """A short MoCo-v2 pretraining (``demo_cpu``, stage n = 0) on phantom ``version`` at the paper's crop
-    (0.2-1) and rotation (30 degrees), in a subprocess; the validation records of its log."""
+    (0.2-1) and rotation (30 degrees), in a subprocess; the train and val records of its log, with the
+    instance accuracy's chance."""
     args = [sys.executable, "-m", "edenkit", "pretrain", "--config", "demo_cpu", "--out", out, "--resume", "auto",
             "curriculum.stages=[0]", f"curriculum.epochs=[{epochs}]", "data.crop_scale=[0.2,1.0]", "data.rotation=30",
             f"data.phantom_version={version}", f"data.cache_dir={out}/../cache", *overrides]
@@ -72,18 +73,27 @@ def a1_table(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def a2_views(size: int, parts: tuple[str, ...] = ("paper views", "crop + rotation")) -> dict[str, TwoViewAugment]:
+    """The paper's two-view augmentation at ``size`` and its parts (crop only, crop + jitter, crop + rotation)."""
+    kwargs = {"paper views": {}, "crop + rotation": dict(jitter_p=0.0, blur_p=0.0),
+              "crop only": dict(jitter_p=0.0, blur_p=0.0, degrees=0.0), "crop + jitter": dict(blur_p=0.0, degrees=0.0)}
+    return {name: TwoViewAugment(size, **kwargs[name]) for name in parts}
+
+
 def a2_over_seeds(augments: dict, n_seeds: int, size: int, scale: str) -> dict:
     """A2 for v1 and v2 under each augmentation at seeds 0..n_seeds-1, with mean and std."""
     n, out = criteria.SCALES[scale], {}
     for version in (1, 2):
+        config = PhantomConfig(version=version)
+        runs = {name: [] for name in augments}
+        for seed in range(n_seeds):
+            images = criteria.identity_images(config, n["patients"], n["retrieval"], size, seed)
+            for name, augment in augments.items():
+                runs[name].append(criteria.identity(config, augment, n["patients"], n_retrieval=n["retrieval"],
+                                                    size=size, seed=seed, images=images))
         for name, augment in augments.items():
-            runs = [criteria.identity(PhantomConfig(version=version), augment, n["patients"],
-                                      n_retrieval=n["retrieval"], size=size, seed=seed) for seed in range(n_seeds)]
-            row = {}
-            for key in ("decode", "retrieval_random", "retrieval_pixels"):
-                values = np.array([r[key] for r in runs])
-                row[key] = {"values": values.tolist(), "mean": float(values.mean()), "std": float(values.std(ddof=1))
-                            if n_seeds > 1 else 0.0}
+            row = {key: {"values": [r[key] for r in runs[name]], **mean_std([r[key] for r in runs[name]])}
+                   for key in ("decode", "retrieval_random", "retrieval_pixels")}
             out[f"v{version} {name} {size}px"] = row
             print(f"A2 v{version} {name:<16} images {size} px, views {augment.size} px, seeds 0-{n_seeds - 1}: "
                   + "  ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in row.items()), flush=True)
@@ -104,8 +114,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    augment = TwoViewAugment(64)  # the paper's settings: crop 0.2-1, jitter, blur, rotation 30
-    crop_rotation = TwoViewAugment(64, jitter_p=0.0, blur_p=0.0)
+    augment, crop_rotation = a2_views(64).values()  # the paper's settings: crop 0.2-1, jitter, blur, rotation 30
     print(f"sample sizes ({args.scale}): {criteria.SCALES[args.scale]}; views 64 px of 128-px images", flush=True)
     results = {}
     for version in () if args.only_a1 else (1, 2):
@@ -121,17 +130,13 @@ def main() -> None:
         for name, row in out["ablation"].items():
             print(f"ablation {name:<18} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     if args.a2_seeds:
-        out["a2_seeds"] = a2_over_seeds({"paper views": augment, "crop + rotation": crop_rotation},
-                                        args.a2_seeds, 128, args.scale)
+        out["a2_seeds"] = a2_over_seeds(a2_views(64), args.a2_seeds, 128, args.scale)
     if args.a2_components:
-        parts = {"crop only": dict(jitter_p=0.0, blur_p=0.0, degrees=0.0), "crop + jitter": dict(blur_p=0.0, degrees=0.0),
-                 "crop + rotation": dict(jitter_p=0.0, blur_p=0.0), "paper views": {}}
-        out["a2_components"] = a2_over_seeds({k: TwoViewAugment(64, **v) for k, v in parts.items()},
-                                             max(args.a2_seeds, 1), 128, args.scale)
+        parts = ("crop only", "crop + jitter", "crop + rotation", "paper views")
+        out["a2_components"] = a2_over_seeds(a2_views(64, parts), max(args.a2_seeds, 1), 128, args.scale)
     for spec in args.a2_at:
         size, view = (int(x) for x in spec.split(":"))
-        views = {"paper views": TwoViewAugment(view), "crop + rotation": TwoViewAugment(view, jitter_p=0.0, blur_p=0.0)}
-        out.setdefault("a2_at", {}).update(a2_over_seeds(views, max(args.a2_seeds, 1), size, args.scale))
+        out.setdefault("a2_at", {}).update(a2_over_seeds(a2_views(view), max(args.a2_seeds, 1), size, args.scale))
     if args.a1:
         out["a1"] = {f"v{v} {name}": run_a1(v, args.a1, f"{args.a1_dir}/v{v}-{i}", overrides)
                      for v in (1, 2) for i, (name, overrides) in enumerate(A1_RECIPES.items())}

@@ -88,16 +88,22 @@ def encoder_config(
 ADDED_KEYS_DEFAULTS = {"model.negatives": "queue", "data.jitter_p": 0.8, "data.blur_p": 0.5}
 
 
+def _get(data: dict, dotted: str):
+    for part in dotted.split("."):
+        data = data.get(part, {}) if isinstance(data, dict) else None
+    return data
+
+
 def config_key(cfg: PretrainConfig) -> str:
     """A short hash of everything in ``cfg`` that changes what is trained."""
     data = to_dict(cfg)
-    for dotted in (*RESUMABLE_CHANGES, *ADDED_KEYS_DEFAULTS):
+    left_out = [*RESUMABLE_CHANGES, *(key for key, default in ADDED_KEYS_DEFAULTS.items() if _get(data, key) == default)]
+    for dotted in left_out:
         *parents, leaf = dotted.split(".")
         node = data
         for part in parents:
             node = node[part]
-        if dotted in RESUMABLE_CHANGES or node.get(leaf) == ADDED_KEYS_DEFAULTS[dotted]:
-            node.pop(leaf, None)
+        node.pop(leaf, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -71,14 +71,25 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
+def identity_images(config, n_patients=64, n_retrieval=512, size=128, seed=0) -> tuple[list, list]:
+    """A2's radiographs: one per patient to decode, and the ``n_retrieval`` images to retrieve among."""
+    return ([s.image for s in _samples(config, n_patients, size, seed + 11)],
+            [s.image for s in _samples(config, n_retrieval, size, seed + 12)])
+
+
 def identity(config, augment, n_patients=64, n_train_views=8, n_test_views=4, n_retrieval=512,
-             size=128, seed=0, net=None) -> dict:
-    """A2: patient decoding accuracy and partner retrieval (pixels, random ResNet-18)."""
+             size=128, seed=0, net=None, images=None) -> dict:
+    """A2: patient decoding accuracy and partner retrieval (pixels, random ResNet-18).
+
+    ``images``: :func:`identity_images` of the same arguments, to read A2 under several augmentations
+    without generating the phantoms again.
+    """
     net = net or random_resnet18(seed)
+    patients, others = images or identity_images(config, n_patients, n_retrieval, size, seed)
     g = torch.Generator().manual_seed(seed)
     views, labels = [], []
-    for i, s in enumerate(_samples(config, n_patients, size, seed + 11)):
-        anchor = torch.from_numpy(s.image)[None]
+    for i, image in enumerate(patients):
+        anchor = torch.from_numpy(image)[None]
         for _ in range((n_train_views + n_test_views + 1) // 2):
             views += list(augment(anchor, g))
             labels += [i, i]
@@ -90,8 +101,8 @@ def identity(config, augment, n_patients=64, n_train_views=8, n_test_views=4, n_
     model = LogisticRegression(max_iter=2000, C=0.1).fit(scaler.transform(x[train]), np.array(labels)[train])
     decode = float((model.predict(scaler.transform(x[test])) == np.array(labels)[test]).mean())
     first, second = [], []
-    for s in _samples(config, n_retrieval, size, seed + 12):
-        a, b = augment(torch.from_numpy(s.image)[None], g)
+    for image in others:
+        a, b = augment(torch.from_numpy(image)[None], g)
         first.append(a)
         second.append(b)
     first, second = torch.stack(first), torch.stack(second)
@@ -308,10 +319,11 @@ def measure(config, augment, scale: str = "full", seed: int = 0, ceiling: bool =
     n = SCALES[scale]
     net = random_resnet18(seed)
     out = {}
+    images = identity_images(config, n["patients"], n["retrieval"], seed=seed)
     for prefix, views in (("A2", augment), ("A2_crop_rotation", crop_rotation)):
         if views is not None:
-            out.update({f"{prefix}_{k}": v for k, v in identity(config, views, n["patients"],
-                                                                n_retrieval=n["retrieval"], seed=seed, net=net).items()})
+            a2 = identity(config, views, n["patients"], n_retrieval=n["retrieval"], seed=seed, net=net, images=images)
+            out.update({f"{prefix}_{k}": v for k, v in a2.items()})
     out.update({f"A3_{k}": v for k, v in locality(config, n["locality"], seed=seed, net=net,
                                                       ceiling=ceiling).items()})
     out.update({f"A4_{k}": v for k, v in individuality(config, n["individuality"], seed=seed).items()})
