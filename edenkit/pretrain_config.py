@@ -204,10 +204,12 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def describe(cfg: PretrainConfig) -> dict[str, str]:
     """The settings that distinguish runs, as short strings (for tables in notebooks and reports)."""
     stages = ", ".join(f"n={n}: {e} ep" for n, e in zip(cfg.curriculum.stages, cfg.curriculum.epochs))
+    negatives = (f"queue K = {cfg.model.queue_size}" if cfg.model.negatives == "queue"
+                 else f"in-batch ({cfg.batch_size - 1})")
     return {
         "backbone": cfg.model.arch, "data": cfg.data.dataset,
         "image / view px": f"{cfg.data.image_size} / {cfg.data.view_size}", "stages": stages,
         "total epochs": str(sum(cfg.curriculum.epochs)), "pruner": str(cfg.prune_threshold),
-        "batch": str(cfg.batch_size), "queue K": str(cfg.model.queue_size), "teacher m": str(cfg.model.momentum),
+        "batch": str(cfg.batch_size), "negatives": negatives, "teacher m": str(cfg.model.momentum),
         "tau": str(cfg.model.temperature), "lr": f"{learning_rate(cfg):g}", "precision": cfg.precision,
     }

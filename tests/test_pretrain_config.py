@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edenkit.config import ConfigError
-from edenkit.pretrain_config import autocast_dtype, check_config, learning_rate, load_pretrain_config
+from edenkit.pretrain_config import autocast_dtype, check_config, describe, learning_rate, load_pretrain_config
 
 
 def test_paper_configs_hold_the_papers_hyperparameters():
@@ -21,6 +21,11 @@ def test_paper_configs_hold_the_papers_hyperparameters():
     for name in ("ci", "demo_cpu"):
         cfg = load_pretrain_config(name)
         assert cfg.data.dataset == "phantom" and cfg.curriculum.stages == [0, 2, 4]
+
+
+def test_describe_names_the_negatives_each_config_uses():
+    assert describe(load_pretrain_config("adam_v1_paper"))["negatives"] == "queue K = 65536"
+    assert describe(load_pretrain_config("demo_cpu"))["negatives"] == "in-batch (31)"  # its queue_size is unused
 
 
 def test_learning_rate_scales_linearly_unless_disabled():
