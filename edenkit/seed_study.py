@@ -125,11 +125,12 @@ def markdown(study: dict) -> str:
     """One row per measure, one column per method: mean ± std over seeds, then p of each method against
     each baseline (each pair once)."""
     summary, tests = study["summary"], study["tests"]
+    baselines = study.get("baselines", BASELINES)
     methods = list(summary)
     measures = list(dict.fromkeys(k for m in methods for k in summary[m]))
     pairs = []
     for m in tests:
-        pairs += [(m, b) for b in BASELINES if b in tests and b != m and (b, m) not in pairs]
+        pairs += [(m, b) for b in baselines if b in tests and b != m and (b, m) not in pairs]
     header = ["measure", *methods, *(f"p {m} vs {b}" for m, b in pairs)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k in measures:
@@ -143,8 +144,10 @@ def markdown(study: dict) -> str:
 
 
 def run_study(methods: Sequence[str], profile: str, seeds: Sequence[int], out_dir: str | Path,
-              notebook_dir: str | Path | None = None, log: Callable[[str], None] | None = print) -> dict:
-    """Score every method at every pretraining seed (resuming from ``results/seeds/``), then summarize."""
+              notebook_dir: str | Path | None = None, log: Callable[[str], None] | None = print,
+              baselines: Sequence[str] = BASELINES) -> dict:
+    """Score every method at every pretraining seed (resuming from ``results/seeds/``), then summarize,
+    testing each method against each of ``baselines``."""
     settings = {stem: notebook_settings(stem, profile, notebook_dir) for stem in NOTEBOOKS}
     folder = Path(out_dir) / "results" / "seeds"
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,7 +160,8 @@ def run_study(methods: Sequence[str], profile: str, seeds: Sequence[int], out_di
             continue
         per_seed[seed] = seed_scores(methods, profile, seed, out_dir, settings, log)
         atomic_write_json(path, {"seed": seed, "profile": profile, "settings": settings, "scores": per_seed[seed]})
-    return {"profile": profile, "methods": list(methods), **summarize(per_seed), "settings": settings}
+    return {"profile": profile, "methods": list(methods), "baselines": list(baselines),
+            **summarize(per_seed, baselines), "settings": settings}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -170,6 +174,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="pretraining seeds")
     parser.add_argument("--methods", nargs="+", default=["adam", "mocov2", "random"],
                         help="zoo methods (edenkit.zoo.METHODS)")
+    parser.add_argument("--baselines", nargs="+", default=list(BASELINES),
+                        help="the methods every other one is tested against (e.g. add adam for its ablations)")
     parser.add_argument("--out-dir", default=None, help="the profile's folder (default runs/<profile>)")
 
 
@@ -177,7 +183,10 @@ def run(args) -> int:
     out_dir = Path(args.out_dir or f"runs/{args.profile}")
     if len(args.seeds) < 2:
         raise ValueError(f"seeds: give at least two pretraining seeds (a spread needs two runs), got {args.seeds}")
-    study = run_study(args.methods, args.profile, args.seeds, out_dir)
+    unknown = [b for b in args.baselines if b not in args.methods]
+    if unknown:
+        raise ValueError(f"seeds: --baselines {unknown} are not among --methods {args.methods}")
+    study = run_study(args.methods, args.profile, args.seeds, out_dir, baselines=args.baselines)
     results = out_dir / "results"
     atomic_write_json(results / "seeds.json", study)
     table = markdown(study)

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from edenkit.config import ConfigError
-from edenkit.pretrain_config import autocast_dtype, check_config, describe, learning_rate, load_pretrain_config
+from edenkit.pretrain_config import (
+    autocast_dtype,
+    check_config,
+    describe,
+    learning_rate,
+    load_pretrain_config,
+)
 
 
 def test_paper_configs_hold_the_papers_hyperparameters():

@@ -34,6 +34,23 @@ def test_summary_is_mean_std_and_welch_over_seeds():
     assert table.splitlines()[0].endswith("| p adam vs mocov2 | p adam vs random | p mocov2 vs random |")
 
 
+def test_an_ablation_is_tested_against_the_method_it_ablates_when_that_method_is_a_baseline():
+    per_seed = {s: {"adam": {"knn": a}, "adam_no_pruner": {"knn": a - 0.01 * s}, "mocov2": {"knn": 0.3 + 0.02 * s},
+                    "random": {"knn": 0.2 + 0.01 * s}} for s, a in enumerate([0.40, 0.44, 0.42])}
+    study = {"baselines": ["mocov2", "random", "adam"], **seed_study.summarize(per_seed, ["mocov2", "random", "adam"])}
+    expected = stats.ttest_ind([0.40, 0.43, 0.40], [0.40, 0.44, 0.42], equal_var=False).pvalue
+    assert study["tests"]["adam_no_pruner"]["knn"]["adam"]["p"] == pytest.approx(expected)
+    header = seed_study.markdown(study).splitlines()[0]
+    assert "p adam_no_pruner vs adam" in header and header.count("vs adam |") == 1  # each pair once
+    assert "adam_no_pruner" not in seed_study.summarize(per_seed)["tests"]["adam"]["knn"]  # not a baseline
+
+
+def test_baselines_must_be_among_the_methods(tmp_path, capsys):
+    args = ["seeds", "--profile", "ci", "--methods", "random", "--baselines", "adam", "--out-dir", str(tmp_path)]
+    assert main(args) == 2
+    assert "--baselines ['adam']" in capsys.readouterr().err
+
+
 def test_random_init_seeds_through_the_cli_and_a_rerun_reads_the_saved_scores(tmp_path, monkeypatch):
     # Only the random init, so nothing pretrains: the real measures of notebooks 05-07 on the ci settings
     # (few-shot on the heart alone, to keep the test short).
