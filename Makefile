@@ -23,10 +23,13 @@ $(VENV)/.ready: pyproject.toml
 demo: venv
 	$(PY) -m edenkit notebooks --profile $(PROFILE) --out runs/$(PROFILE)
 
-# After the demo: pretrain Adam and MoCo-v2 again with seeds 1 and 2 and score every run with notebooks
-# 05-07's measures (about 40 min on 2 cores): how far the demo's comparison moves with the pretraining seed.
+# After the demo: pretrain Adam, Adam without the pruner and MoCo-v2 with seeds 0, 1 and 2 (seed 0's Adam
+# and MoCo-v2 are the demo's) and score every run, the curriculum cut short included, with notebooks
+# 05-07's measures (about 70 min on 2 cores): how far the demo's comparison moves with the pretraining seed.
+SEED_METHODS ?= adam adam_0 adam_0_2 adam_no_pruner mocov2 random
 seeds: venv
-	$(PY) -m edenkit seeds --profile $(PROFILE) --out-dir runs/$(PROFILE)
+	$(PY) -m edenkit seeds --profile $(PROFILE) --out-dir runs/$(PROFILE) --seeds 0 1 2 \
+		--methods $(SEED_METHODS) --baselines mocov2 random adam
 
 # JupyterLab on the checkout, every notebook switched to $(PROFILE) by EDENKIT_PROFILE (see notebook 00);
 # kernels over CurveZMQ, as the runner's, so Lab does not print ipykernel's plain-TCP warning.
