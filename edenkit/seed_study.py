@@ -174,8 +174,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="pretraining seeds")
     parser.add_argument("--methods", nargs="+", default=["adam", "mocov2", "random"],
                         help="zoo methods (edenkit.zoo.METHODS)")
-    parser.add_argument("--baselines", nargs="+", default=list(BASELINES),
-                        help="the methods every other one is tested against (e.g. add adam for its ablations)")
+    parser.add_argument("--baselines", nargs="+", default=None,
+                        help="the methods every other one is tested against (default: mocov2 and random, where "
+                             "studied; add adam to test its ablations against it)")
     parser.add_argument("--out-dir", default=None, help="the profile's folder (default runs/<profile>)")
 
 
@@ -183,10 +184,11 @@ def run(args) -> int:
     out_dir = Path(args.out_dir or f"runs/{args.profile}")
     if len(args.seeds) < 2:
         raise ValueError(f"seeds: give at least two pretraining seeds (a spread needs two runs), got {args.seeds}")
-    unknown = [b for b in args.baselines if b not in args.methods]
+    baselines = args.baselines or [b for b in BASELINES if b in args.methods]
+    unknown = [b for b in baselines if b not in args.methods]
     if unknown:
         raise ValueError(f"seeds: --baselines {unknown} are not among --methods {args.methods}")
-    study = run_study(args.methods, args.profile, args.seeds, out_dir, baselines=args.baselines)
+    study = run_study(args.methods, args.profile, args.seeds, out_dir, baselines=baselines)
     results = out_dir / "results"
     atomic_write_json(results / "seeds.json", study)
     table = markdown(study)
