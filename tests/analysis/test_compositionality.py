@@ -53,7 +53,9 @@ def test_additive_encoder_scores_one(center):
     for n in (2, 3, 4):
         scores = compositionality_scores(_AdditiveEncoder(), patches, n, input_size=None, center=center)
         assert scores.shape == (12,)
-        np.testing.assert_allclose(scores, 1.0, atol=1e-6)
+        # float32 rounding only: the whole and its parts sum their pixels in different orders, and centring
+        # subtracts the mean over patches (up to 3e-6 seen on an AVX512 CPU); a random ResNet scores ~0.5
+        np.testing.assert_allclose(scores, 1.0, atol=1e-5)
 
 
 def test_a_real_encoder_is_not_perfectly_compositional():
